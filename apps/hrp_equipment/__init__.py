@@ -1,0 +1,5 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""HRP equipment: the large-equipment register.
+
+Classes are registered in ``tryton.cfg``."""

@@ -1,0 +1,5 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""HRP materials: departments, stores, materials and suppliers.
+
+Classes are registered in ``tryton.cfg``."""

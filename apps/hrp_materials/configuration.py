@@ -1,0 +1,49 @@
+from decimal import Decimal
+
+from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
+from trytond.pool import Pool
+
+from trytond.i18n import gettext
+
+from .exceptions import ConfigurationValidationError
+
+DEFAULT_HIGH_VALUE_THRESHOLD = Decimal('2000')
+
+
+class Configuration(ModelSingleton, ModelSQL, ModelView):
+    "HRP Materials Configuration"
+    __name__ = 'hrp.configuration'
+
+    high_value_threshold = fields.Numeric(
+        "High-Value Threshold", digits=(16, 2), required=True,
+        help="A material whose unit cost reaches this amount (in the "
+        "company currency) is a high-value consumable.")
+    licence_warning_days = fields.Integer(
+        "Licence Warning Days", required=True,
+        help="Licences and certificates expiring within this many days "
+        "are flagged as close to expiry.")
+
+    @classmethod
+    def default_high_value_threshold(cls):
+        return DEFAULT_HIGH_VALUE_THRESHOLD
+
+    @classmethod
+    def default_licence_warning_days(cls):
+        return 30
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        for record in records:
+            if (record.high_value_threshold is not None
+                    and record.high_value_threshold <= 0):
+                raise ConfigurationValidationError(gettext(
+                        'hrp_materials.msg_threshold_positive'))
+            if (record.licence_warning_days is not None
+                    and record.licence_warning_days < 0):
+                raise ConfigurationValidationError(gettext(
+                        'hrp_materials.msg_warning_days_positive'))
+
+
+def get_configuration():
+    return Pool().get('hrp.configuration')(1)

@@ -1,0 +1,112 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""Test set-up shared by the module tests and the top-level tests.
+
+SQLite (default): each test class builds its database from a cached copy
+keyed by a hash of the modules' sources, so that a change to a module never
+reuses a stale database.  PostgreSQL: set ``HRP_TEST_DB_URI`` to a
+``postgresql://`` URI; template databases are built once per run.
+
+Scenario doctests (``apps/*/tests/scenario_*.rst``) are collected as pytest
+items and run with trytond's doctest set-up, checker and options."""
+import doctest
+import hashlib
+import io
+import os
+import pathlib
+import unittest
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent
+
+
+def _sources_hash():
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / 'apps').rglob('*')):
+        if path.suffix in {'.py', '.xml', '.cfg', '.po'} and path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _configure_database():
+    uri = os.environ.get('HRP_TEST_DB_URI')
+    if uri:
+        if not uri.startswith('postgresql://'):
+            raise pytest.UsageError(
+                "HRP_TEST_DB_URI must be a postgresql:// URI")
+        os.environ['TRYTOND_DATABASE_URI'] = uri
+        os.environ.setdefault('DB_CACHE', uri.rstrip('/'))
+        os.environ.setdefault('DB_NAME', f'test_hrp_{os.getpid()}')
+    else:
+        os.environ.setdefault('TRYTOND_DATABASE_URI', 'sqlite://')
+        os.environ.setdefault('DB_CACHE', str(
+                ROOT / 'var' / 'test-cache' / _sources_hash()))
+
+
+_configure_database()
+
+
+def _drop_pg_caches():
+    "Drop the template databases left by an earlier run"
+    import psycopg
+    uri = os.environ['TRYTOND_DATABASE_URI']
+    with psycopg.connect(uri.rstrip('/') + '/postgres',
+            autocommit=True) as conn:
+        names = [r[0] for r in conn.execute(
+                "SELECT datname FROM pg_database "
+                "WHERE datname LIKE 'test-%%' OR datname LIKE 'test_hrp_%%'")]
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_sessionstart(session):
+    if os.environ['TRYTOND_DATABASE_URI'].startswith('postgresql'):
+        _drop_pg_caches()
+
+
+def pytest_collect_file(parent, file_path):
+    if (file_path.suffix == '.rst' and file_path.name.startswith('scenario')
+            and file_path.parent.name == 'tests'):
+        return ScenarioFile.from_parent(parent, path=file_path)
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class ScenarioItem(pytest.Item):
+    def runtest(self):
+        from trytond import backend
+        from trytond.tests.test_tryton import (
+            STRIP_DECIMAL, doctest_checker, doctest_setup, doctest_teardown)
+        optionflags = (
+            doctest.REPORT_ONLY_FIRST_FAILURE
+            | doctest.ELLIPSIS
+            | doctest.IGNORE_EXCEPTION_DETAIL)
+        if backend.name == 'sqlite':
+            optionflags |= STRIP_DECIMAL
+        suite = doctest.DocFileSuite(
+            str(self.path), module_relative=False,
+            setUp=doctest_setup, tearDown=doctest_teardown,
+            encoding='utf-8', checker=doctest_checker,
+            optionflags=optionflags)
+        output = io.StringIO()
+        result = unittest.TextTestRunner(stream=output, verbosity=0).run(
+            suite)
+        if not result.wasSuccessful() or result.testsRun != 1:
+            raise ScenarioFailure(output.getvalue())
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, ScenarioFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, f"scenario: {self.name}"
+
+
+class ScenarioFailure(Exception):
+    pass

@@ -1,0 +1,49 @@
+"""One distribution for the HRP Tryton modules, the ``hrp`` command and the
+demo hospital generator."""
+from setuptools import setup
+
+TRYTON = '>=8.0,<8.1'
+TRYTON_MODULES = [
+    'company', 'currency', 'party', 'product', 'stock', 'stock_lot',
+    'stock_lot_sled', 'purchase', 'analytic_account', 'account_asset',
+    ]
+MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
+
+setup(
+    name='hrp-materials-equipment',
+    version='8.0.0',
+    description='Hospital Resource Planning for materials and equipment '
+    '(Tryton modules)',
+    license='GPL-3.0-or-later',
+    python_requires='>=3.11',
+    packages=(
+        MODULES
+        + [f'{m}.tests' for m in MODULES]
+        + ['hrp', 'hrp.fixtures']),
+    package_dir={
+        **{m: f'apps/{m}' for m in MODULES},
+        **{f'{m}.tests': f'apps/{m}/tests' for m in MODULES},
+        'hrp': 'apps/hrp',
+        'hrp.fixtures': 'fixtures',
+        },
+    package_data={
+        m: ['tryton.cfg', '*.xml', 'view/*.xml', 'locale/*.po', 'icons/*.svg']
+        for m in MODULES} | {
+        f'{m}.tests': ['*.rst', '*.json', 'tryton.cfg'] for m in MODULES},
+    install_requires=[
+        f'trytond{TRYTON}',
+        f'proteus{TRYTON}',
+        *(f'trytond_{m}{TRYTON}' for m in TRYTON_MODULES),
+        'python-stdnum',
+        'psycopg[binary]>=3',
+        'werkzeug',
+        ],
+    extras_require={
+        'test': ['pytest', 'playwright'],
+        },
+    entry_points={
+        'trytond.modules': [f'{m} = {m}' for m in MODULES],
+        'console_scripts': ['hrp = hrp.cli:main'],
+        },
+    zip_safe=False,
+    )
