@@ -11,8 +11,8 @@ DEFAULT_HIGH_VALUE_THRESHOLD = Decimal('2000')
 
 
 class Configuration(ModelSingleton, ModelSQL, ModelView):
-    "HRP Materials Configuration"
     __name__ = 'hrp.configuration'
+    __string__ = "Materials Configuration"
 
     high_value_threshold = fields.Numeric(
         "High-Value Threshold", digits=(16, 2), required=True,

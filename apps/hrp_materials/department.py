@@ -22,8 +22,8 @@ DEPARTMENT_TYPES = [
 
 
 class Department(DeactivableMixin, tree(), ModelSQL, ModelView):
-    "Department"
     __name__ = 'hrp.department'
+    __string__ = "Department"
 
     code = fields.Char("Code", required=True, strip=True)
     name = fields.Char("Name", required=True, translate=True)
@@ -119,8 +119,8 @@ class Department(DeactivableMixin, tree(), ModelSQL, ModelView):
 
 
 class DepartmentUser(ModelSQL):
-    "Department - User"
     __name__ = 'hrp.department-res.user'
+    __string__ = "Department - User"
     department = fields.Many2One(
         'hrp.department', "Department", required=True, ondelete='CASCADE')
     user = fields.Many2One(

@@ -79,8 +79,8 @@ class Party(metaclass=PoolMeta):
 
 
 class SupplierLicence(ModelSQL, ModelView):
-    "Supplier Licence"
     __name__ = 'hrp.supplier.licence'
+    __string__ = "Supplier Licence"
 
     party = fields.Many2One(
         'party.party', "Supplier", required=True, ondelete='CASCADE')
@@ -153,8 +153,8 @@ class SupplierLicence(ModelSQL, ModelView):
 
 
 class SupplierAuthorisedMaterial(ModelSQL):
-    "Supplier Authorised Material"
     __name__ = 'hrp.supplier.authorised_material'
+    __string__ = "Supplier Authorised Material"
     party = fields.Many2One(
         'party.party', "Supplier", required=True, ondelete='CASCADE')
     template = fields.Many2One(

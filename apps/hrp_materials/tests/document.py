@@ -8,4 +8,5 @@ from ..department import DepartmentDocumentMixin
 
 class DepartmentDocument(DepartmentDocumentMixin, ModelSQL):
     __name__ = 'hrp.test.department_document'
+    __string__ = "Test Department Document"
     description = fields.Char("Description")
