@@ -35,7 +35,7 @@ setup(
         f'proteus{TRYTON}',
         *(f'trytond_{m}{TRYTON}' for m in TRYTON_MODULES),
         'python-stdnum',
-        'psycopg[binary]>=3',
+        'psycopg[binary,pool]>=3',
         'werkzeug',
         ],
     extras_require={
