@@ -10,7 +10,7 @@ from hrp import i18n
 def database():
     from trytond.tests.test_tryton import activate_module, drop_db
     drop_db()
-    activate_module(i18n.MODULES)
+    activate_module(i18n.MODULES + i18n.EXTRAS)
     yield
     drop_db()
 

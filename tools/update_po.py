@@ -20,7 +20,7 @@ from hrp import i18n  # noqa: E402
 
 def main(modules):
     modules = modules or i18n.MODULES
-    activate_module(i18n.MODULES)
+    activate_module(i18n.MODULES + i18n.EXTRAS)
     with Transaction().start(DB_NAME, 0):
         i18n.set_translations()
         waiting = 0

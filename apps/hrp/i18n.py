@@ -11,6 +11,8 @@ import os
 import polib
 
 MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
+# Optional modules whose activation adds strings to MODULES (extras_depend)
+EXTRAS = ['account_asset']
 LANG = 'zh_CN'
 
 

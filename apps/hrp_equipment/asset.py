@@ -1,0 +1,35 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""The link from a device to its fixed asset (折旧), registered only when the
+``account_asset`` module is activated."""
+from trytond.model import Unique, fields
+from trytond.pool import PoolMeta
+from trytond.pyson import Eval
+
+
+class Equipment(metaclass=PoolMeta):
+    __name__ = 'hrp.equipment'
+
+    asset = fields.Many2One(
+        'account.asset', "Fixed Asset", ondelete='RESTRICT',
+        domain=[('company', '=', Eval('company', -1))],
+        help="The fixed asset that depreciates the equipment.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('asset_unique', Unique(t, t.asset),
+                'hrp_equipment.msg_equipment_asset_unique'),
+            ]
+
+    @fields.depends('asset', 'purchase_cost', 'commissioning_date')
+    def on_change_asset(self):
+        "Fill the blank purchase cost and commissioning date from the asset"
+        if not self.asset:
+            return
+        if self.purchase_cost is None:
+            self.purchase_cost = self.asset.value
+        if not self.commissioning_date:
+            self.commissioning_date = self.asset.start_date
