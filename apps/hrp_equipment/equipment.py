@@ -16,6 +16,8 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from hrp_materials.mixin import CodeNameMixin
+
 from .exceptions import (
     EquipmentDeleteError, EquipmentStatusError, EquipmentValidationError)
 
@@ -50,9 +52,11 @@ STATUS_BUTTONS = {
     }
 
 
-class Equipment(DeactivableMixin, Workflow, ModelSQL, ModelView):
+class Equipment(
+        CodeNameMixin, DeactivableMixin, Workflow, ModelSQL, ModelView):
     __name__ = 'hrp.equipment'
     __string__ = "Equipment"
+    _rec_name_search_fields = ['code', 'name', 'serial_number']
     _transition_state = 'status'
 
     company = fields.Many2One(
@@ -149,22 +153,6 @@ class Equipment(DeactivableMixin, Workflow, ModelSQL, ModelView):
     @fields.depends('company')
     def on_change_with_currency(self, name=None):
         return self.company.currency if self.company else None
-
-    def get_rec_name(self, name):
-        return f'[{self.code}] {self.name}'
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        _, operator, operand, *extra = clause
-        if operator.startswith('!') or operator.startswith('not '):
-            bool_op = 'AND'
-        else:
-            bool_op = 'OR'
-        return [bool_op,
-            ('code', operator, operand, *extra),
-            ('name', operator, operand, *extra),
-            ('serial_number', operator, operand, *extra),
-            ]
 
     @classmethod
     def preprocess_values(cls, mode, values):

@@ -10,6 +10,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from .exceptions import DepartmentValidationError, NoDepartmentError
+from .mixin import CodeNameMixin
 
 DEPARTMENT_TYPES = [
     ('clinical', "Clinical"),
@@ -21,7 +22,8 @@ DEPARTMENT_TYPES = [
     ]
 
 
-class Department(DeactivableMixin, tree(), ModelSQL, ModelView):
+class Department(
+        CodeNameMixin, DeactivableMixin, tree(), ModelSQL, ModelView):
     __name__ = 'hrp.department'
     __string__ = "Department"
 
@@ -68,21 +70,6 @@ class Department(DeactivableMixin, tree(), ModelSQL, ModelView):
     @classmethod
     def default_type(cls):
         return 'clinical'
-
-    def get_rec_name(self, name):
-        return f'[{self.code}] {self.name}'
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        _, operator, operand, *extra = clause
-        if operator.startswith('!') or operator.startswith('not '):
-            bool_op = 'AND'
-        else:
-            bool_op = 'OR'
-        return [bool_op,
-            ('code', operator, operand, *extra),
-            ('name', operator, operand, *extra),
-            ]
 
     def get_store(self, name):
         stores = [s for s in self.stores if s.hrp_store_type == 'department']

@@ -2,7 +2,6 @@
 # repository contains the full copyright notices and license terms.
 import datetime as dt
 import unittest
-from contextlib import contextmanager
 from decimal import Decimal
 
 from trytond.exceptions import UserError
@@ -14,13 +13,8 @@ from trytond.tests.test_tryton import (
     ModuleTestCase, activate_module, drop_db, with_transaction)
 from trytond.transaction import Transaction
 
-
-def create_department(company, code, name, **values):
-    Department = Pool().get('hrp.department')
-    department, = Department.create([{
-                'code': code, 'name': name, 'company': company.id,
-                **values}])
-    return department
+from hrp_materials.tests.tools import (
+    as_user, create_department, create_user)
 
 
 def create_equipment(company, department, code='CT-001', name="64排CT",
@@ -34,29 +28,6 @@ def create_equipment(company, department, code='CT-001', name="64排CT",
                 'category': category,
                 **values}])
     return equipment
-
-
-def create_user(login, group_xml_id, company):
-    "Create a user of company in group_xml_id ('module.xml_id')"
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    group_id = ModelData.get_id(*group_xml_id.split('.'))
-    user, = User.create([{
-                'login': login, 'name': login,
-                'groups': [('add', [group_id])],
-                'companies': [('add', [company.id])],
-                'company': company.id,
-                }])
-    return user
-
-
-@contextmanager
-def as_user(user, company):
-    "Act as user through the access checks, like a request from the desk"
-    with Transaction().set_user(user.id), Transaction().set_context(
-            company=company.id, _check_access=True):
-        yield
 
 
 class HrpEquipmentTestCase(CompanyTestMixin, ModuleTestCase):

@@ -11,6 +11,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 from trytond.transaction import Transaction
 
+from .tools import create_department, create_store, create_user
+
 # GTIN-13 with a valid check digit, and the same with a wrong one
 GTIN_OK = '6901234567892'
 GTIN_BAD = '6901234567891'
@@ -41,38 +43,6 @@ def create_material(name='医用棉签', gtin=GTIN_OK, cost=None, **values):
     return template
 
 
-def create_department(company, code, name, **values):
-    Department = Pool().get('hrp.department')
-    department, = Department.create([{
-                'code': code, 'name': name, 'company': company.id,
-                **values}])
-    return department
-
-
-def create_store(name, department, store_type='department'):
-    Location = Pool().get('stock.location')
-    store, = Location.create([{
-                'name': name, 'type': 'storage',
-                'hrp_store_type': store_type,
-                'hrp_department': department.id if department else None,
-                }])
-    return store
-
-
-def create_user(login, group_xml_id, company):
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    group_id = ModelData.get_id('hrp_materials', group_xml_id)
-    user, = User.create([{
-                'login': login, 'name': login,
-                'groups': [('add', [group_id])],
-                'companies': [('add', [company.id])],
-                'company': company.id,
-                }])
-    return user
-
-
 class HrpMaterialsTestCase(CompanyTestMixin, ModuleTestCase):
     "Test HRP Materials module"
     module = 'hrp_materials'
@@ -98,8 +68,10 @@ class HrpMaterialsTestCase(CompanyTestMixin, ModuleTestCase):
             ortho = create_department(company, 'GK', "骨科")
             cardio_store = create_store("心内科二级库", cardio)
             ortho_store = create_store("骨科二级库", ortho)
-            nurse = create_user('nurse', 'group_nurse', company)
-            keeper = create_user('keeper', 'group_store_keeper', company)
+            nurse = create_user(
+                'nurse', 'hrp_materials.group_nurse', company)
+            keeper = create_user(
+                'keeper', 'hrp_materials.group_store_keeper', company)
             Department.write([cardio], {'members': [('add', [nurse.id])]})
 
         with Transaction().set_user(nurse.id), \
@@ -280,8 +252,10 @@ class HrpMaterialsTestCase(CompanyTestMixin, ModuleTestCase):
         with set_company(company):
             cardio = create_department(company, 'XNK', "心内科")
             ortho = create_department(company, 'GK', "骨科")
-            nurse = create_user('nurse', 'group_nurse', company)
-            lonely = create_user('lonely', 'group_nurse', company)
+            nurse = create_user(
+                'nurse', 'hrp_materials.group_nurse', company)
+            lonely = create_user(
+                'lonely', 'hrp_materials.group_nurse', company)
             Department.write([cardio], {'members': [('add', [nurse.id])]})
 
         with Transaction().set_user(lonely.id), \

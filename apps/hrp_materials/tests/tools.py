@@ -1,0 +1,48 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""Helpers for the tests of the HRP modules (departments, stores, users)."""
+from contextlib import contextmanager
+
+from trytond.pool import Pool
+from trytond.transaction import Transaction
+
+
+def create_department(company, code, name, **values):
+    Department = Pool().get('hrp.department')
+    department, = Department.create([{
+                'code': code, 'name': name, 'company': company.id,
+                **values}])
+    return department
+
+
+def create_store(name, department, store_type='department'):
+    Location = Pool().get('stock.location')
+    store, = Location.create([{
+                'name': name, 'type': 'storage',
+                'hrp_store_type': store_type,
+                'hrp_department': department.id if department else None,
+                }])
+    return store
+
+
+def create_user(login, group_xml_id, company):
+    "Create a user of company in group_xml_id ('module.xml_id')"
+    pool = Pool()
+    User = pool.get('res.user')
+    ModelData = pool.get('ir.model.data')
+    group_id = ModelData.get_id(*group_xml_id.split('.'))
+    user, = User.create([{
+                'login': login, 'name': login,
+                'groups': [('add', [group_id])],
+                'companies': [('add', [company.id])],
+                'company': company.id,
+                }])
+    return user
+
+
+@contextmanager
+def as_user(user, company):
+    "Act as user through the access checks, like a request from the desk"
+    with Transaction().set_user(user.id), Transaction().set_context(
+            company=company.id, _check_access=True):
+        yield
