@@ -138,20 +138,42 @@ class User(metaclass=PoolMeta):
         'res_user.get_hrp_departments', context=False)
 
     @classmethod
-    def get_hrp_departments(cls):
-        "Return a sorted tuple of the department ids of the current user"
+    def _hrp_department_sets(cls):
+        """Return the department ids of the current user and those of the
+        departments around them (ancestors and descendants), cached"""
         pool = Pool()
         Department = pool.get('hrp.department')
         user_id = Transaction().user
-        departments = cls._hrp_departments_cache.get(user_id)
-        if departments is not None:
-            return departments
+        cached = cls._hrp_departments_cache.get(user_id)
+        if cached is not None:
+            return cached
         with Transaction().set_context(active_test=False), \
                 Transaction().set_user(0):
-            departments = tuple(sorted(
-                    d.id for d in Department.user_departments(user_id)))
-        cls._hrp_departments_cache.set(user_id, departments)
-        return departments
+            own = Department.user_departments(user_id)
+            around = set(own)
+            if own:
+                around.update(Department.search(
+                        [('parent', 'child_of', own, 'parent')]))
+            for department in own:
+                while department.parent and department.parent not in around:
+                    department = department.parent
+                    around.add(department)
+            own = [d.id for d in own]
+        cached = (tuple(sorted(own)), tuple(sorted(d.id for d in around)))
+        cls._hrp_departments_cache.set(user_id, cached)
+        return cached
+
+    @classmethod
+    def get_hrp_departments(cls):
+        "Return a sorted tuple of the department ids of the current user"
+        return cls._hrp_department_sets()[0]
+
+    @classmethod
+    def get_hrp_visible_departments(cls):
+        """Return a sorted tuple of the ids of the user's departments, their
+        parents and their sub-departments: the department directory the user
+        sees"""
+        return cls._hrp_department_sets()[1]
 
     @classmethod
     def on_modification(cls, mode, users, field_names=None):
@@ -166,14 +188,16 @@ class Rule(metaclass=PoolMeta):
     @classmethod
     def _get_context(cls, model_name):
         context = super()._get_context(model_name)
-        context['hrp_departments'] = (
-            Pool().get('res.user').get_hrp_departments())
+        User = Pool().get('res.user')
+        context['hrp_departments'] = User.get_hrp_departments()
+        context['hrp_visible_departments'] = (
+            User.get_hrp_visible_departments())
         return context
 
     @classmethod
     def _get_cache_key(cls, model_names):
         key = super()._get_cache_key(model_names)
-        return (*key, Pool().get('res.user').get_hrp_departments())
+        return (*key, Pool().get('res.user')._hrp_department_sets())
 
 
 class DepartmentDocumentMixin(Model):

@@ -91,6 +91,26 @@ class HrpMaterialsTestCase(CompanyTestMixin, ModuleTestCase):
                     set(Location.search([('hrp_store_type', '!=', None)])),
                     {cardio_store, ortho_store})
 
+        # she sees the departments around hers, not their stores
+        internal = create_department(company, 'NK', "内科")
+        Department.write([cardio], {'parent': internal.id})
+        ward = create_department(
+            company, 'XNK1', "心内一病区", parent=cardio.id)
+        with Transaction().set_user(nurse.id), \
+                Transaction().set_context(
+                    company=company.id, _check_access=True):
+            self.assertEqual(
+                Department.read([cardio.id], ['parent.rec_name'])[0][
+                    'parent.']['rec_name'], "[NK] 内科")
+            self.assertEqual(
+                Department.search([], order=[('code', 'ASC')]),
+                [internal, cardio, ward])
+            self.assertEqual(
+                Location.search([('hrp_store_type', '!=', None)]),
+                [cardio_store])
+        Department.delete([ward])
+        Department.write([cardio], {'parent': None})
+
         # moving the nurse to another department changes what she sees
         Department.write([cardio], {'members': [('remove', [nurse.id])]})
         Department.write([ortho], {'head_nurse': nurse.id})
