@@ -10,7 +10,6 @@ reuses a stale database.  PostgreSQL: set ``HRP_TEST_DB_URI`` to a
 Scenario doctests (``apps/*/tests/scenario_*.rst``) are collected as pytest
 items and run with trytond's doctest set-up, checker and options."""
 import doctest
-import hashlib
 import io
 import os
 import pathlib
@@ -18,16 +17,9 @@ import unittest
 
 import pytest
 
+from hrp.site import modules_fingerprint
+
 ROOT = pathlib.Path(__file__).resolve().parent
-
-
-def _sources_hash():
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / 'apps').rglob('*')):
-        if path.suffix in {'.py', '.xml', '.cfg', '.po'} and path.is_file():
-            digest.update(str(path.relative_to(ROOT)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def _configure_database():
@@ -42,7 +34,8 @@ def _configure_database():
     else:
         os.environ.setdefault('TRYTOND_DATABASE_URI', 'sqlite://')
         os.environ.setdefault('DB_CACHE', str(
-                ROOT / 'var' / 'test-cache' / _sources_hash()))
+                ROOT / 'var' / 'test-cache'
+                / modules_fingerprint(with_tests=True)[:16]))
 
 
 _configure_database()

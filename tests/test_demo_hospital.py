@@ -8,8 +8,7 @@ from collections import Counter
 
 import pytest
 
-MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
-SEED = 20261123
+from hrp import DEMO_SEED as SEED, MODULES
 
 
 @pytest.fixture(scope='module')

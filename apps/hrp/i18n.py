@@ -10,7 +10,8 @@ import os
 
 import polib
 
-MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
+from hrp import MODULES
+
 # Optional modules whose activation adds strings to MODULES (extras_depend)
 EXTRAS = ['account_asset']
 LANG = 'zh_CN'

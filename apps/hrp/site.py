@@ -290,10 +290,11 @@ class Site:
                 pass
 
 
-def modules_fingerprint(modules=None):
+def modules_fingerprint(modules=None, with_tests=False):
     """A digest of the source files of the HRP modules: when it differs from
     the one recorded at the last build or update, the database needs a
-    module update."""
+    module update.  with_tests includes the modules' tests (which may
+    register models of their own)."""
     digest = hashlib.sha256()
     for module in modules or MODULES:
         spec = importlib.util.find_spec(module)
@@ -305,7 +306,7 @@ def modules_fingerprint(modules=None):
             p for p in base.rglob('*')
             if p.suffix in MODULE_SUFFIXES and p.is_file()
             and '__pycache__' not in p.parts
-            and 'tests' not in p.relative_to(base).parts)
+            and (with_tests or 'tests' not in p.relative_to(base).parts))
         for path in files:
             digest.update(f'{module}/{path.relative_to(base)}\n'.encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
+from hrp import MODULES
+
 DB_NAME = 'bench'
 
 
