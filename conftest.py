@@ -21,6 +21,8 @@ from hrp.site import modules_fingerprint
 
 ROOT = pathlib.Path(__file__).resolve().parent
 
+pytest_plugins = ['tests.peers.protocol_fixtures', 'tests.peers.fixtures']
+
 
 def _configure_database():
     uri = os.environ.get('HRP_TEST_DB_URI')

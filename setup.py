@@ -5,7 +5,8 @@ from setuptools import setup
 TRYTON = '>=8.0,<8.1'
 TRYTON_MODULES = [
     'company', 'currency', 'party', 'product', 'stock', 'stock_lot',
-    'stock_lot_sled', 'purchase', 'analytic_account', 'account_asset',
+    'stock_lot_sled', 'purchase', 'purchase_request', 'analytic_account',
+    'account_asset',
     ]
 MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
 
@@ -19,10 +20,11 @@ setup(
     packages=(
         MODULES
         + [f'{m}.tests' for m in MODULES]
-        + ['hrp', 'hrp.fixtures']),
+        + ['his_connector.transports', 'hrp', 'hrp.fixtures']),
     package_dir={
         **{m: f'apps/{m}' for m in MODULES},
         **{f'{m}.tests': f'apps/{m}/tests' for m in MODULES},
+        'his_connector.transports': 'apps/his_connector/transports',
         'hrp': 'apps/hrp',
         'hrp.fixtures': 'fixtures',
         },
@@ -37,9 +39,16 @@ setup(
         'python-stdnum',
         'psycopg[binary,pool]>=3',
         'werkzeug',
+        'requests',
+        'pyserial',
+        # FHIR R4 (the R4B models) and HL7 v2 transports
+        'fhir.resources>=8,<9',
+        'hl7apy>=1.3.5,<2',
         ],
     extras_require={
-        'test': ['pytest', 'playwright'],
+        # smspdudecoder cross-checks the SMS PDU encoder; it breaks with
+        # bitstring 5
+        'test': ['pytest', 'playwright', 'smspdudecoder', 'bitstring<5'],
         },
     entry_points={
         'trytond.modules': [f'{m} = {m}' for m in MODULES],

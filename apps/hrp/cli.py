@@ -10,6 +10,7 @@
     hrp serve                run a site: server, cron (and worker)
     hrp admin-update         update the modules of a site after code changes
     hrp install-sao          install the sao desk under var/sao
+    hrp sms send             send an SMS through a GSM modem (serial device)
 
 Messages are English: this is an operator's tool, not a desk string."""
 import argparse
@@ -19,7 +20,7 @@ import sys
 import time
 from collections import OrderedDict
 
-from hrp import DEMO_SEED, MODULES, SAO_SPEC
+from hrp import DEMO_SEED, MODULES, SAO_SPEC, sms_cli
 from hrp.site import Site, SiteError, modules_fingerprint
 
 __all__ = ['main']
@@ -334,6 +335,8 @@ def get_parser():
     sao.add_argument('--force', action='store_true',
         help="reinstall even if it is installed")
     sao.set_defaults(func=cmd_install_sao)
+
+    sms_cli.add_parser(commands)
     return parser
 
 
