@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.pool import Pool
+from trytond.pyson import Id
 
 from trytond.i18n import gettext
 
@@ -22,6 +23,38 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         "Licence Warning Days", required=True,
         help="Licences and certificates expiring within this many days "
         "are flagged as close to expiry.")
+
+    requisition_sequence = fields.Many2One(
+        'ir.sequence', "Requisition Sequence", required=True,
+        domain=[('sequence_type', '=', Id(
+                    'hrp_materials', 'sequence_type_requisition'))])
+    return_sequence = fields.Many2One(
+        'ir.sequence', "Return Sequence", required=True,
+        domain=[('sequence_type', '=', Id(
+                    'hrp_materials', 'sequence_type_return'))])
+    approval_email = fields.Boolean(
+        "E-mail Approvers",
+        help="Also send an e-mail to the approvers who have an address.")
+
+    @classmethod
+    def default_requisition_sequence(cls):
+        return cls._default_sequence('sequence_requisition')
+
+    @classmethod
+    def default_return_sequence(cls):
+        return cls._default_sequence('sequence_return')
+
+    @staticmethod
+    def _default_sequence(xml_id):
+        try:
+            return Pool().get('ir.model.data').get_id('hrp_materials', xml_id)
+        except KeyError:
+            return None
+
+    @classmethod
+    def default_approval_email(cls):
+        # Off until the site has a mail server ([email] uri)
+        return False
 
     @classmethod
     def default_high_value_threshold(cls):

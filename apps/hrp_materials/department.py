@@ -192,12 +192,14 @@ class Rule(metaclass=PoolMeta):
         context['hrp_departments'] = User.get_hrp_departments()
         context['hrp_visible_departments'] = (
             User.get_hrp_visible_departments())
+        context['hrp_user'] = Transaction().user
         return context
 
     @classmethod
     def _get_cache_key(cls, model_names):
         key = super()._get_cache_key(model_names)
-        return (*key, Pool().get('res.user')._hrp_department_sets())
+        return (*key, Pool().get('res.user')._hrp_department_sets(),
+            Transaction().user)
 
 
 class DepartmentDocumentMixin(Model):

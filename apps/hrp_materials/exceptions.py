@@ -26,7 +26,29 @@ class NoDepartmentError(AccessError):
     pass
 
 
+class ApprovalError(UserError):
+    "An approval cannot be requested, granted or refused"
+
+
+class ApprovalAccessError(AccessError):
+    "The user may not decide on an approval step"
+
+
+class RequisitionError(UserError):
+    pass
+
+
+class RequisitionValidationError(ValidationError):
+    pass
+
+
+class ReturnError(UserError):
+    pass
+
+
 __all__ = [
     'UserError', 'ConfigurationValidationError', 'DepartmentValidationError',
     'StoreValidationError', 'MaterialValidationError',
-    'SupplierValidationError', 'NoDepartmentError']
+    'SupplierValidationError', 'NoDepartmentError', 'ApprovalError',
+    'ApprovalAccessError', 'RequisitionError', 'RequisitionValidationError',
+    'ReturnError']

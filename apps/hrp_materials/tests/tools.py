@@ -1,10 +1,14 @@
 # This file is part of HRP.  The COPYRIGHT file at the top level of this
 # repository contains the full copyright notices and license terms.
 """Helpers for the tests of the HRP modules (departments, stores, users)."""
+import random
+import time
 from contextlib import contextmanager
 
+from trytond import backend
 from trytond.pool import Pool
-from trytond.transaction import Transaction
+from trytond.tests.test_tryton import DB_NAME
+from trytond.transaction import Transaction, TransactionError
 
 
 def create_department(company, code, name, **values):
@@ -46,3 +50,27 @@ def as_user(user, company):
     with Transaction().set_user(user.id), Transaction().set_context(
             company=company.id, _check_access=True):
         yield
+
+
+def run_like_dispatcher(user_id, context, func, attempts=200, readonly=False):
+    """Run func in its own transaction as trytond's dispatcher runs a
+    request: restart it with the locks it asks for (TransactionError) and
+    retry it on lock and serialisation failures, at most attempts times.
+    Return (result, retries)."""
+    extras = {}
+    for attempt in range(attempts):
+        try:
+            with Transaction().start(DB_NAME, user_id, context=context,
+                    readonly=readonly, **extras) as transaction:
+                try:
+                    result = func()
+                except TransactionError as e:
+                    transaction.rollback()
+                    e.fix(extras)
+                    continue
+                if not readonly:
+                    transaction.commit()
+                return result, attempt
+        except backend.DatabaseOperationalError:
+            time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
+    raise RuntimeError(f"gave up after {attempts} attempts")

@@ -1,0 +1,403 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""A requisition (领用申请) through the demo desk in headless Chromium.
+
+A cardiology nurse asks for two units of a material the central store holds,
+her head nurse approves it from her inbox, the store keeper issues it from
+the pick list, and the nurse sees it done.  The administrator sets up (and
+afterwards deactivates) the approval rule over JSON-RPC, so the demo site
+stays reusable between runs.  Every step is screenshotted into
+``test-artifacts/requisition-*.png``."""
+import datetime as dt
+import time
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+import test_browser
+from test_browser import ARTIFACTS, Rpc, login
+
+pytestmark = pytest.mark.browser
+
+DESK_LANGUAGE = 'zh_CN'
+DEPARTMENT_CODE = 'xnk'
+QUANTITY = 2
+RULE_PREFIX = "浏览器测试 领用审批"
+# The material's lots and certificate must outlive the test comfortably
+CERTIFICATE_MARGIN = dt.timedelta(days=60)
+
+
+def _running_fixture(request, name):
+    """The value of test_browser's own session fixture name when this run
+    has already set it up (both files collected), else None.
+
+    Importing the fixtures would not share them: pytest sets up a fixture
+    once per module that defines or imports it, which would build a second
+    server and fail to start a second Playwright in the same thread."""
+    fixturemanager = request._fixturemanager
+    for item in request.session.items:
+        module = item.getparent(pytest.Module)
+        if module is None or module.obj is not test_browser:
+            continue
+        for fixturedef in fixturemanager.getfixturedefs(name, module) or ():
+            result = fixturedef.cached_result
+            if (fixturedef.baseid == module.nodeid and result is not None
+                    and result[2] is None):
+                return result[0]
+        break
+
+
+def _shared(request, name):
+    value = _running_fixture(request, name)
+    if value is not None:
+        yield value
+    else:
+        # Not set up in this run (this file alone, or run first): the same
+        # fixture code for this module only, so that it is gone before
+        # test_browser's own one starts
+        yield from getattr(test_browser, name).__wrapped__()
+
+
+@pytest.fixture(scope='module')
+def desk(request):
+    "The demo site served over HTTP, shared with test_browser.py"
+    yield from _shared(request, 'desk')
+
+
+@pytest.fixture(scope='module')
+def browser(request):
+    "The headless Chromium, shared with test_browser.py"
+    yield from _shared(request, 'browser')
+
+
+def wait_until(predicate, timeout=20, interval=0.3, message=None):
+    "Return the first true value of predicate() or fail after timeout"
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(message or f"timed out waiting for {predicate}")
+        time.sleep(interval)
+
+
+def xml_id(rpc, name):
+    module, fs_id = name.split('.')
+    return rpc('model.ir.model.data.get_id', module, fs_id, {})
+
+
+def menu_path(admin, name):
+    "The labels of the menu entry and its parents, as the desk shows them"
+    menu_id = xml_id(admin, name)
+    path = []
+    while menu_id:
+        menu, = admin('model.ir.ui.menu.read', [menu_id], ['name', 'parent'],
+            {'language': DESK_LANGUAGE})
+        path.insert(0, menu['name'])
+        menu_id = menu['parent']
+    return path
+
+
+def open_menu_entry(page, path):
+    """Open the menu entry at path: expand its parents with their arrows,
+    then click it"""
+    menu = page.locator('#menu')
+
+    def label(name):
+        return page.locator(f'div.column-char[title="{name}"]')
+
+    for name, child in zip(path, path[1:]):
+        if not menu.locator(label(child)).first.is_visible():
+            menu.locator('tr', has=label(name)).first.locator(
+                '.expander').click()
+        menu.locator(label(child)).first.wait_for()
+    menu.locator(label(path[-1])).first.click()
+
+
+def labels(rpc, model, field):
+    "The string of the field and its selection labels in the desk language"
+    definition = rpc(f'model.{model}.fields_get', [field],
+        {'language': DESK_LANGUAGE})[field]
+    selection = {}
+    if definition['type'] == 'selection':
+        selection = dict(definition['selection'])
+    return definition['string'], selection
+
+
+def active_tab(page):
+    return page.locator('#tabs .tab-pane.active')
+
+
+def cell(row, string):
+    "The cell of the list row under the column titled string"
+    return row.locator(f'td[data-title^="{string}"]')
+
+
+def form_selection(tab, name):
+    "The label shown by the selection widget of the form"
+    return tab.locator(f'.form select[name="{name}"]').evaluate(
+        's => s.selectedIndex >= 0 ? s.options[s.selectedIndex].text : ""')
+
+
+def screenshot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f'requisition-{name}.png'))
+
+
+def new_page(chromium):
+    page = chromium.new_page(locale='zh-CN',
+        viewport={'width': 1280, 'height': 1000})
+    errors = []
+    page.on('pageerror', lambda error: errors.append(str(error)))
+    return page, errors
+
+
+def pick_material(admin, central_store, company):
+    """A goods material the central store holds in lots that are neither
+    near expiry nor recalled, with a valid certificate; the one with the
+    most stock"""
+    # The hospital's day (Asia/Shanghai), as the desk and the stock see it
+    context = {'company': company}
+    today = admin('model.ir.date.today', context)
+    today = dt.date(today['year'], today['month'], today['day'])
+    lots = admin('model.stock.lot.search_read', [('quantity', '>', 0)],
+        0, None, None,
+        ['product', 'quantity', 'hrp_expiry_state', 'hrp_recalled'],
+        dict(context, locations=[central_store]))
+    stock, refused = {}, set()
+    for lot in lots:
+        if lot['hrp_expiry_state'] != 'valid' or lot['hrp_recalled']:
+            refused.add(lot['product'])
+        stock[lot['product']] = stock.get(lot['product'], 0) + lot['quantity']
+    candidates = [p for p, q in stock.items()
+        if p not in refused and q >= 10 * QUANTITY]
+    products = admin('model.product.product.search_read', [
+            ('id', 'in', candidates),
+            ('type', '=', 'goods'),
+            ('high_value', '=', False),
+            ('implant', '=', False),
+            ('serial_tracked', '=', False),
+            ], 0, None, None, ['code', 'rec_name', 'registration_expiry'],
+        context)
+
+    def certified(product):
+        expiry = product['registration_expiry']
+        if not expiry:
+            return True
+        expiry = dt.date(expiry['year'], expiry['month'], expiry['day'])
+        return expiry > today + CERTIFICATE_MARGIN
+
+    products = [p for p in products if p['code'] and certified(p)]
+    assert products, "no material in the central store fits the test"
+    return max(products, key=lambda p: (stock[p['id']], -p['id']))
+
+
+def test_requisition_desk_flow(desk, browser):
+    users = {u['login']: u for u in desk['info']['logins']}
+    admin = Rpc(desk['url'], desk['database'], 'admin',
+        users['admin']['password'])
+    nurse = users[f'nurse.{DEPARTMENT_CODE}']
+    flow = SimpleNamespace(
+        desk=desk,
+        browser=browser,
+        admin=admin,
+        nurse=nurse,
+        head_nurse=users[f'headnurse.{DEPARTMENT_CODE}'],
+        keeper=users['storekeeper'],
+        nurse_rpc=Rpc(desk['url'], desk['database'],
+            nurse['login'], nurse['password']),
+        requisition_menu=menu_path(admin, 'hrp_materials.menu_requisition'),
+        inbox_menu=menu_path(admin, 'hrp_materials.menu_approval_inbox'),
+        pick_menu=menu_path(admin, 'hrp_materials.menu_pick_list'),
+        all_tab=admin('model.ir.action.act_window.domain.read',
+            [xml_id(admin, 'hrp_materials.act_requisition_domain_6')],
+            ['name'], {'language': DESK_LANGUAGE})[0]['name'],
+        state=labels(admin, 'hrp.requisition', 'state'),
+        task_state=labels(admin, 'hrp.approval.task', 'state'),
+        product=labels(admin, 'hrp.requisition.line', 'product'),
+        quantity=labels(admin, 'hrp.requisition.line', 'quantity'),
+        shipment=labels(admin, 'stock.move', 'shipment'),
+        )
+    flow.department, = admin('model.hrp.department.search_read',
+        [('name', '=', nurse['department'])], 0, None, None,
+        ['company', 'head_nurse', 'store'], {})
+    central, = admin('model.stock.location.search_read',
+        [('hrp_store_type', '=', 'central')], 0, 1, None, ['id'], {})
+    flow.material = pick_material(
+        admin, central['id'], flow.department['company'])
+
+    # Rules left by an interrupted run must not decide this one
+    stale = admin('model.hrp.approval.rule.search',
+        [('name', 'like', RULE_PREFIX + '%')], 0, None, None, {})
+    if stale:
+        admin('model.hrp.approval.rule.write', stale, {'active': False}, {})
+    flow.rule, = admin('model.hrp.approval.rule.create', [{
+                'name': f'{RULE_PREFIX} {uuid.uuid4().hex[:8]}',
+                'company': flow.department['company'],
+                'document': 'hrp.requisition',
+                'departments': [('add', [flow.department['id']])],
+                'steps': [('create', [{
+                                'name': "护士长审批",
+                                'approver': 'head_nurse',
+                                }])],
+                }], {})
+    try:
+        run_flow(flow)
+    finally:
+        admin('model.hrp.approval.rule.write', [flow.rule],
+            {'active': False}, {})
+
+
+def run_flow(flow):
+    admin, nurse_rpc = flow.admin, flow.nurse_rpc
+    department, material = flow.department, flow.material
+    last = nurse_rpc('model.hrp.requisition.search', [], 0, 1,
+        [('id', 'DESC')], {})
+    last_id = last[0] if last else 0
+
+    def created():
+        return nurse_rpc('model.hrp.requisition.search_read',
+            [('id', '>', last_id)], 0, None, None,
+            ['number', 'state', 'approval_state', 'approval_rule',
+                'to_location', 'shipments'], {})
+
+    def requisition():
+        found = created()
+        assert len(found) == 1, found
+        return found[0]
+
+    # 1. The nurse asks for the material
+    page, errors = new_page(flow.browser)
+    try:
+        login(page, flow.desk, flow.nurse)
+        open_menu_entry(page, flow.requisition_menu)
+        tab = active_tab(page)
+        tab.locator('nav.toolbar button#new_').click()
+        lines = tab.locator('.form-one2many').first
+        lines.wait_for()
+        lines.locator('button[title="新建"]').click()
+        row = lines.locator('table.tree tbody tr').first
+        cell(row, flow.product[0]).click()
+        product_input = row.locator('input[name="product"]:visible')
+        product_input.wait_for()
+        assert product_input.get_attribute('readonly') is None, (
+            "the material of a new requisition line is read-only")
+        page.keyboard.type(material['code'])
+        page.locator('li.completion',
+            has_text=f"[{material['code']}]").first.click()
+        cell(row, flow.quantity[0]).click()
+        row.locator('input[name="quantity"]:visible').wait_for()
+        page.keyboard.type(str(QUANTITY))
+        page.keyboard.press('Tab')
+        screenshot(page, '1-nurse-new')
+        tab.locator('nav.toolbar button#save').click()
+        wait_until(created, message="the requisition was not saved")
+        tab.locator('.form button[name="submit"]').click()
+        wait_until(lambda: requisition()['state'] == 'submitted',
+            message="the requisition was not submitted")
+        wait_until(lambda: form_selection(tab, 'state')
+            == flow.state[1]['submitted'])
+        screenshot(page, '2-nurse-submitted')
+        assert not errors, errors
+    finally:
+        page.close()
+
+    current = requisition()
+    number = current['number']
+    assert number
+    assert current['approval_state'] == 'pending'
+    assert current['approval_rule'] == flow.rule
+    assert current['to_location'] == department['store']
+    task, = admin('model.hrp.approval.task.search_read',
+        [('document', '=', f"hrp.requisition,{current['id']}")], 0, None,
+        None, ['approver_user', 'state'], {})
+    assert task['approver_user'] == department['head_nurse']
+    assert task['state'] == 'pending'
+
+    # 2. Her head nurse approves it from her inbox
+    page, errors = new_page(flow.browser)
+    try:
+        login(page, flow.desk, flow.head_nurse)
+        open_menu_entry(page, flow.inbox_menu)
+        row = active_tab(page).locator('table.tree tbody tr', has_text=number)
+        row.wait_for()
+        screenshot(page, '3-headnurse-inbox')
+        # A list button acts on the selected row: select it, then approve
+        state = cell(row, flow.task_state[0])
+        state.click()
+        row.locator('button[name="approve"]').click()
+        wait_until(lambda: requisition()['state'] == 'approved',
+            message="the requisition was not approved")
+        wait_until(lambda: state.inner_text().strip()
+            == flow.task_state[1]['approved'])
+        screenshot(page, '4-headnurse-approved')
+        assert not errors, errors
+    finally:
+        page.close()
+
+    current = requisition()
+    assert len(current['shipments']) == 1, current
+    shipment, = admin('model.stock.shipment.internal.read',
+        current['shipments'], ['state'], {})
+    assert shipment['state'] == 'assigned', shipment
+
+    # 3. The store keeper issues it from the pick list
+    page, errors = new_page(flow.browser)
+    try:
+        login(page, flow.desk, flow.keeper)
+        open_menu_entry(page, flow.pick_menu)
+        row = active_tab(page).locator('table.tree tbody tr', has_text=number)
+        row.wait_for()
+        screenshot(page, '5-storekeeper-pick-list')
+        cell(row, flow.shipment[0]).locator('a').click()
+        done = active_tab(page).locator('.form button[name="do"]')
+        done.wait_for()
+        screenshot(page, '6-storekeeper-shipment')
+        done.click()
+        done.wait_for(state='hidden')
+        wait_until(lambda: requisition()['state'] == 'done',
+            message="the requisition was not done")
+        screenshot(page, '7-storekeeper-issued')
+        assert not errors, errors
+    finally:
+        page.close()
+
+    current = requisition()
+    line, = nurse_rpc('model.hrp.requisition.line.search_read',
+        [('requisition', '=', current['id'])], 0, None, None,
+        ['product', 'issued_quantity', 'reserved_quantity',
+            'backorder_quantity'], {})
+    assert line['product'] == material['id']
+    assert line['issued_quantity'] == QUANTITY
+    assert line['reserved_quantity'] == line['backorder_quantity'] == 0
+    moves = admin('model.stock.move.search_read',
+        [('origin', '=', f"hrp.requisition.line,{line['id']}")], 0, None,
+        None, ['state', 'quantity', 'lot', 'lot.hrp_expiry_state'], {})
+    assert {m['state'] for m in moves} == {'done'}, moves
+    assert sum(m['quantity'] for m in moves) == QUANTITY
+    assert all(m['lot.']['hrp_expiry_state'] == 'valid'
+        for m in moves if m['lot']), moves
+
+    # 4. The nurse sees her requisition done
+    page, errors = new_page(flow.browser)
+    try:
+        login(page, flow.desk, flow.nurse)
+        open_menu_entry(page, flow.requisition_menu)
+        tab = active_tab(page)
+        tab.locator('ul.nav-tabs').first.get_by_text(
+            flow.all_tab, exact=True).click()
+        row = tab.locator('table.tree tbody tr', has_text=number)
+        row.wait_for()
+        wait_until(lambda: cell(row, flow.state[0]).inner_text().strip()
+            == flow.state[1]['done'],
+            message="the nurse does not see her requisition done")
+        row.dblclick()
+        wait_until(lambda: tab.locator('.form select[name="state"]').count()
+            and form_selection(tab, 'state') == flow.state[1]['done'],
+            message="the requisition form does not show it done")
+        screenshot(page, '8-nurse-done')
+        assert not errors, errors
+    finally:
+        page.close()
