@@ -755,8 +755,9 @@ class ApprovalWorkflowMixin(ApprovalMixin):
     draft → submitted → in approval → approved, rejected back to draft, and
     cancelled with a reason; each step records who and when.
 
-    The document (a Workflow) defines its ``number`` and ``state`` fields
-    with at least the states below, ``_number_sequence()``,
+    The document (a Workflow) defines its ``number``, ``state``,
+    ``company``, ``department``, ``lines`` (with a ``product``) and
+    ``total_amount`` fields, with at least the states below, ``_number_sequence()``,
     ``check_submit(documents)``, the ``approve`` transition and what
     ``_cancel(documents)`` undoes."""
     __slots__ = ()
@@ -808,6 +809,18 @@ class ApprovalWorkflowMixin(ApprovalMixin):
     @classmethod
     def search_rec_name(cls, name, clause):
         return [('number',) + tuple(clause[1:])]
+
+    def get_approval_values(self):
+        "The values of a document with material lines and a total amount"
+        return {
+            'company': self.company.id,
+            'department': self.department,
+            'categories': {c for l in self.lines
+                for c in l.product.categories_all},
+            'high_value': any(l.product.high_value for l in self.lines),
+            'amount': self.total_amount,
+            'urgency': 'normal',
+            }
 
     @classmethod
     def _number_sequence(cls):

@@ -23,6 +23,7 @@ from trytond.transaction import Transaction
 
 from .approval import URGENCIES, ApprovalWorkflowMixin
 from .department import DepartmentDocumentMixin
+from .mixin import IssueUnitMixin
 from .exceptions import RequisitionError, RequisitionValidationError
 
 STATES = [
@@ -251,15 +252,9 @@ class Requisition(
     # Approval
 
     def get_approval_values(self):
-        return {
-            'company': self.company.id,
-            'department': self.department,
-            'categories': {c for l in self.lines
-                for c in l.product.categories_all},
-            'high_value': any(l.product.high_value for l in self.lines),
-            'amount': self.total_amount,
-            'urgency': self.urgency,
-            }
+        values = super().get_approval_values()
+        values['urgency'] = self.urgency
+        return values
 
     @classmethod
     @ModelView.button
@@ -436,7 +431,8 @@ class Requisition(
         return super().copy(requisitions, default=default)
 
 
-class RequisitionLine(sequence_ordered(), ModelSQL, ModelView):
+class RequisitionLine(
+        IssueUnitMixin, sequence_ordered(), ModelSQL, ModelView):
     __name__ = 'hrp.requisition.line'
     __string__ = "Requisition Line"
 
@@ -487,17 +483,6 @@ class RequisitionLine(sequence_ordered(), ModelSQL, ModelView):
         cls.__access__.add('requisition')
 
     @classmethod
-    def preprocess_values(cls, mode, values):
-        values = super().preprocess_values(mode, values)
-        # The unit is the material's issue (default) unit, also when a
-        # client does not send the read-only unit
-        if mode == 'create' and not values.get('unit') and values.get(
-                'product'):
-            Product = Pool().get('product.product')
-            values['unit'] = Product(values['product']).default_uom.id
-        return values
-
-    @classmethod
     def default_urgency(cls):
         return 'normal'
 
@@ -508,10 +493,6 @@ class RequisitionLine(sequence_ordered(), ModelSQL, ModelView):
     @fields.depends('requisition', '_parent_requisition.state')
     def on_change_with_requisition_state(self, name=None):
         return self.requisition.state if self.requisition else None
-
-    @fields.depends('product')
-    def on_change_product(self):
-        self.unit = self.product.default_uom if self.product else None
 
     @fields.depends('product', 'quantity', 'unit_price')
     def get_amount(self, name=None):

@@ -14,6 +14,7 @@ from trytond.transaction import Transaction
 
 from .approval import ApprovalWorkflowMixin
 from .department import DepartmentDocumentMixin
+from .mixin import IssueUnitMixin
 from .exceptions import ReturnError
 
 STATES = [
@@ -117,17 +118,6 @@ class Return(
     def get_total_amount(self, name):
         return sum((l.amount or 0 for l in self.lines), 0)
 
-    def get_approval_values(self):
-        return {
-            'company': self.company.id,
-            'department': self.department,
-            'categories': {c for l in self.lines
-                for c in l.product.categories_all},
-            'high_value': any(l.product.high_value for l in self.lines),
-            'amount': self.total_amount,
-            'urgency': 'normal',
-            }
-
     @classmethod
     def _number_sequence(cls):
         return Pool().get('hrp.configuration')(1).return_sequence
@@ -205,7 +195,7 @@ class Return(
         return super().copy(returns, default=default)
 
 
-class ReturnLine(ModelSQL, ModelView):
+class ReturnLine(IssueUnitMixin, ModelSQL, ModelView):
     __name__ = 'hrp.return.line'
     __string__ = "Return Line"
 
@@ -243,24 +233,9 @@ class ReturnLine(ModelSQL, ModelView):
         super().__setup__()
         cls.__access__.add('return_')
 
-    @classmethod
-    def preprocess_values(cls, mode, values):
-        values = super().preprocess_values(mode, values)
-        # The unit is the material's issue (default) unit, also when a
-        # client does not send the read-only unit
-        if mode == 'create' and not values.get('unit') and values.get(
-                'product'):
-            Product = Pool().get('product.product')
-            values['unit'] = Product(values['product']).default_uom.id
-        return values
-
     @fields.depends('return_', '_parent_return_.state')
     def on_change_with_return_state(self, name=None):
         return self.return_.state if self.return_ else None
-
-    @fields.depends('product')
-    def on_change_product(self):
-        self.unit = self.product.default_uom if self.product else None
 
     @fields.depends('product', 'return_', '_parent_return_.from_location',
         '_parent_return_.to_location')
