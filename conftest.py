@@ -43,8 +43,22 @@ def _configure_database():
 _configure_database()
 
 
-def _drop_pg_caches():
-    "Drop the template databases left by an earlier run"
+FINGERPRINT = modules_fingerprint(with_tests=True)[:16]
+
+
+def _pg_cache_file(path, name):
+    """The template database of the module list name for these sources:
+    test-<fingerprint>-<hash of name> (at most 63 characters)"""
+    import hashlib
+    hash_name = hashlib.shake_128(name.encode('utf8')).hexdigest(20)
+    return f"{os.environ['DB_CACHE']}/test-{FINGERPRINT}-{hash_name}"
+
+
+def _drop_pg_leftovers():
+    """Drop the template databases of other sources and the databases of
+    test runs that are no longer alive; the templates of these sources and
+    the databases of runs still going are kept, so that two runs on one
+    server do not disturb each other."""
     import psycopg
     uri = os.environ['TRYTOND_DATABASE_URI']
     with psycopg.connect(uri.rstrip('/') + '/postgres',
@@ -53,12 +67,30 @@ def _drop_pg_caches():
                 "SELECT datname FROM pg_database "
                 "WHERE datname LIKE 'test-%%' OR datname LIKE 'test_hrp_%%'")]
         for name in names:
+            if name.startswith('test_hrp_'):
+                pid = name[len('test_hrp_'):].split('_')[0]
+                if pid.isdigit() and _alive(int(pid)):
+                    continue
+            elif name.startswith(f'test-{FINGERPRINT}-'):
+                continue
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def pytest_sessionstart(session):
     if os.environ['TRYTOND_DATABASE_URI'].startswith('postgresql'):
-        _drop_pg_caches()
+        from trytond.tests import test_tryton
+        test_tryton._db_cache_file = _pg_cache_file
+        _drop_pg_leftovers()
 
 
 def pytest_collect_file(parent, file_path):
