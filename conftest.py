@@ -21,7 +21,8 @@ from hrp.site import modules_fingerprint
 
 ROOT = pathlib.Path(__file__).resolve().parent
 
-pytest_plugins = ['tests.peers.protocol_fixtures', 'tests.peers.fixtures']
+pytest_plugins = [
+    'tests.desk', 'tests.peers.protocol_fixtures', 'tests.peers.fixtures']
 
 
 def _configure_database():

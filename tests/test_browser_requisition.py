@@ -15,10 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import test_browser
-from test_browser import ARTIFACTS, Rpc, login
+from tests.desk import ARTIFACTS, Rpc, login
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.no_db]
 
 DESK_LANGUAGE = 'zh_CN'
 DEPARTMENT_CODE = 'xnk'
@@ -26,49 +25,6 @@ QUANTITY = 2
 RULE_PREFIX = "浏览器测试 领用审批"
 # The material's lots and certificate must outlive the test comfortably
 CERTIFICATE_MARGIN = dt.timedelta(days=60)
-
-
-def _running_fixture(request, name):
-    """The value of test_browser's own session fixture name when this run
-    has already set it up (both files collected), else None.
-
-    Importing the fixtures would not share them: pytest sets up a fixture
-    once per module that defines or imports it, which would build a second
-    server and fail to start a second Playwright in the same thread."""
-    fixturemanager = request._fixturemanager
-    for item in request.session.items:
-        module = item.getparent(pytest.Module)
-        if module is None or module.obj is not test_browser:
-            continue
-        for fixturedef in fixturemanager.getfixturedefs(name, module) or ():
-            result = fixturedef.cached_result
-            if (fixturedef.baseid == module.nodeid and result is not None
-                    and result[2] is None):
-                return result[0]
-        break
-
-
-def _shared(request, name):
-    value = _running_fixture(request, name)
-    if value is not None:
-        yield value
-    else:
-        # Not set up in this run (this file alone, or run first): the same
-        # fixture code for this module only, so that it is gone before
-        # test_browser's own one starts
-        yield from getattr(test_browser, name).__wrapped__()
-
-
-@pytest.fixture(scope='module')
-def desk(request):
-    "The demo site served over HTTP, shared with test_browser.py"
-    yield from _shared(request, 'desk')
-
-
-@pytest.fixture(scope='module')
-def browser(request):
-    "The headless Chromium, shared with test_browser.py"
-    yield from _shared(request, 'browser')
 
 
 def wait_until(predicate, timeout=20, interval=0.3, message=None):

@@ -17,6 +17,8 @@ from his_connector.his import (
 from his_connector.transports.fhir import FHIRTransport
 from tests.peers import his_data
 
+pytestmark = pytest.mark.no_db
+
 READ_TIMEOUT = 1.0
 
 

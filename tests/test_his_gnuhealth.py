@@ -27,7 +27,7 @@ from his_connector.his import (
 from his_connector.transports.gnuhealth import GNUHealthTransport
 from tests.peers.gnuhealth_peer import GNUHealthPeer, free_port, rpc
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_db]
 
 LINE = 'gnuhealth.health_service.line'
 

@@ -18,6 +18,8 @@ from his_connector.his import (
 from his_connector.transports.hl7v2 import HL7Transport, escape, unescape
 from tests.peers import his_data
 
+pytestmark = pytest.mark.no_db
+
 READ_TIMEOUT = 1.0
 
 

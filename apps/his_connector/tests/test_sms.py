@@ -20,6 +20,8 @@ from his_connector.sms import (
     gsm7_septets, normalise_number, pack_septets)
 from his_connector.sms_emulator import ModemEmulator, PduError, decode_submit
 
+pytestmark = pytest.mark.no_db
+
 CHINESE = '请补货：一次性注射器二十盒，输液器十盒，医用口罩五十包。'
 
 
