@@ -388,7 +388,10 @@ class ApprovalTask(ModelSQL, ModelView):
     def _lock_for_decision(cls, tasks):
         # Locked from the start of the transaction (restarted if needed) so
         # that two approvers deciding at once cannot both pass the checks
+        pool = Pool()
         cls.lock(tasks)
+        for name in {t.document.__name__ for t in tasks if t.document}:
+            pool.get(name).lock_for_approval()
         return cls.browse([t.id for t in tasks])
 
     @classmethod
@@ -661,6 +664,8 @@ class ApprovalMixin(Model):
     implements ``get_approval_values``, ``approval_granted`` and
     ``approval_refused``."""
     __slots__ = ()
+    # The tables the approval locks (stock.move when it reserves stock)
+    _approval_locks = ()
 
     approval_state = fields.Selection(
         APPROVAL_STATES, "Approval", readonly=True)
@@ -677,6 +682,15 @@ class ApprovalMixin(Model):
         states={
             'invisible': ~Eval('rejection_reason'),
             })
+
+    @classmethod
+    def lock_for_approval(cls):
+        """Take the tables of _approval_locks that granting an approval
+        needs before any other work: Tryton restarts a transaction that asks
+        for a lock late, and everything done before is done twice"""
+        pool = Pool()
+        for name in cls._approval_locks:
+            pool.get(name).lock()
 
     def get_approval_values(self):
         """Return the values the rules test: company (id), department,
@@ -835,6 +849,7 @@ class ApprovalWorkflowMixin(ApprovalMixin):
     @ModelView.button
     def submit(cls, documents):
         "Submit the documents and ask for their approval"
+        cls.lock_for_approval()
         cls._submit(documents)
         cls.request_approval(cls.browse([d.id for d in documents]))
 

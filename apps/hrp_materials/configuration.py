@@ -32,6 +32,10 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         'ir.sequence', "Return Sequence", required=True,
         domain=[('sequence_type', '=', Id(
                     'hrp_materials', 'sequence_type_return'))])
+    write_off_sequence = fields.Many2One(
+        'ir.sequence', "Write-Off Sequence", required=True,
+        domain=[('sequence_type', '=', Id(
+                    'hrp_materials', 'sequence_type_write_off'))])
     approval_email = fields.Boolean(
         "E-mail Approvers",
         help="Also send an e-mail to the approvers who have an address.")
@@ -43,6 +47,10 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     @classmethod
     def default_return_sequence(cls):
         return cls._default_sequence('sequence_return')
+
+    @classmethod
+    def default_write_off_sequence(cls):
+        return cls._default_sequence('sequence_write_off')
 
     @staticmethod
     def _default_sequence(xml_id):

@@ -52,3 +52,11 @@ __all__ = [
     'SupplierValidationError', 'NoDepartmentError', 'ApprovalError',
     'ApprovalAccessError', 'RequisitionError', 'RequisitionValidationError',
     'ReturnError']
+
+
+class WriteOffError(UserError):
+    "A write-off cannot be submitted or posted"
+
+
+class StocktakingError(UserError):
+    "A stocktaking cannot be submitted for approval or confirmed"

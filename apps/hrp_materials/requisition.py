@@ -19,7 +19,7 @@ from trytond.model import (
 from trytond.modules.product import round_price
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from .approval import URGENCIES, ApprovalWorkflowMixin
 from .department import DepartmentDocumentMixin
@@ -97,6 +97,7 @@ class Requisition(
         ModelView):
     __name__ = 'hrp.requisition'
     __string__ = "Requisition"
+    _approval_locks = ('stock.move',)
     _rec_name = 'number'
 
     company = fields.Many2One(
@@ -301,7 +302,10 @@ class Requisition(
     @Workflow.transition('approved')
     def approve(cls, requisitions):
         cls.write(requisitions, {'approved_at': dt.datetime.now()})
-        cls.issue(requisitions)
+        # The approval is the right to the issue: the reservation is made
+        # for the requester or approver without their access to the stock
+        with without_check_access():
+            cls.issue(requisitions)
 
     @classmethod
     def _cancel(cls, requisitions):
@@ -354,8 +358,7 @@ class Requisition(
         Move = pool.get('stock.move')
         Shipment = pool.get('stock.shipment.internal')
         Line = pool.get('hrp.requisition.line')
-        # Take the move table from the start of the transaction so that
-        # concurrent issues see each other's reservations
+        # Concurrent reservations see each other's (lock_for_approval)
         Move.lock()
         shipments = []
         for requisition in requisitions:

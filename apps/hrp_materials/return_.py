@@ -41,6 +41,7 @@ class Return(
         ModelView):
     __name__ = 'hrp.return'
     __string__ = "Return"
+    _approval_locks = ('stock.move',)
     _rec_name = 'number'
 
     company = fields.Many2One(
@@ -145,6 +146,7 @@ class Return(
         pool = Pool()
         Shipment = pool.get('stock.shipment.internal')
         Move = pool.get('stock.move')
+        # Concurrent reservations see each other's (lock_for_approval)
         Move.lock()
         shipments = []
         for return_ in returns:

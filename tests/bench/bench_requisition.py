@@ -34,6 +34,8 @@ def main(argv=None):
             'HRP_TEST_DB_URI', 'postgresql://postgres@127.0.0.1:5432/'))
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--pending', type=int, default=500)
+    parser.add_argument('--profile', action='store_true',
+        help="print the cProfile of the last submit and issue")
     options = parser.parse_args(argv)
 
     os.environ['TRYTOND_DATABASE_URI'] = options.uri
@@ -59,13 +61,22 @@ def main(argv=None):
         f"{time.perf_counter() - started:.1f} s")
     pool = Pool(DB_NAME)
 
-    def timed(user_id, company_id, func):
+    def timed(user_id, company_id, func, profile=False):
         """Run func like one desk request (restarted with the locks it asks
         for, as the dispatcher does); return the seconds it took"""
+        if profile:
+            import cProfile
+            import pstats
+            profiler = cProfile.Profile()
+            profiler.enable()
         start = time.perf_counter()
         run_like_dispatcher(user_id, {
                 'company': company_id, '_check_access': True}, func)
-        return time.perf_counter() - start
+        duration = time.perf_counter() - start
+        if profile:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats('cumulative').print_stats(45)
+        return duration
 
     try:
         with Transaction().start(DB_NAME, 0) as transaction:
@@ -99,15 +110,19 @@ def main(argv=None):
         Requisition = pool.get('hrp.requisition')
         Shipment = pool.get('stock.shipment.internal')
         submit_times, issue_times = [], []
-        for requisition_id in requisitions:
-            submit_times.append(timed(ids['nurse'], ids['company'],
-                    lambda: Requisition.submit(
-                        [Requisition(requisition_id)])))
+        for n, requisition_id in enumerate(requisitions):
+            profile = options.profile and n == len(requisitions) - 1
+
+            def submit():
+                Requisition.submit([Requisition(requisition_id)])
 
             def issue():
                 shipments = Requisition(requisition_id).shipments
                 Shipment.do(list(shipments))
-            issue_times.append(timed(ids['keeper'], ids['company'], issue))
+            submit_times.append(timed(
+                    ids['nurse'], ids['company'], submit, profile))
+            issue_times.append(timed(
+                    ids['keeper'], ids['company'], issue, profile))
         with Transaction().start(DB_NAME, 0):
             states = {Requisition(r).state for r in requisitions}
         total = [s + i for s, i in zip(submit_times, issue_times)]
