@@ -12,7 +12,8 @@ from trytond.model import (
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from .exceptions import CredentialError, EndpointValidationError
+from .exceptions import (
+    CredentialError, EndpointMissingError, EndpointValidationError)
 
 KINDS = [
     ('gnuhealth', "GNU Health JSON-RPC"),
@@ -39,6 +40,9 @@ KIND_PURPOSE = {
 HTTP_KINDS = {'gnuhealth', 'fhir', 'pacs_http'}
 
 ENV_VAR_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+# Endpoints may only read the environment variables made for them, never
+# another secret of the server (a database password, …)
+CREDENTIAL_ENV_PREFIX = 'HRP_CRED_'
 DATABASE_NAME = re.compile(r'\w[\w.-]*')
 # A component of a device path: /dev/ttyUSB0, /dev/pts/3,
 # /dev/serial/by-id/usb-…-if00-port0, /dev/serial/by-path/pci-0000:00:14.0-…
@@ -99,6 +103,14 @@ def valid_device_path(path):
         for p in path[len('/dev/'):].split('/'))
 
 
+def valid_credential_env(name):
+    "Test if name is an environment variable an endpoint may read"
+    return bool(
+        ENV_VAR_NAME.fullmatch(name)
+        and name.startswith(CREDENTIAL_ENV_PREFIX)
+        and len(name) > len(CREDENTIAL_ENV_PREFIX))
+
+
 def valid_directory_path(path):
     "Test if path is an absolute, normalised directory path"
     if not path.isprintable():
@@ -152,7 +164,7 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
             'required': Eval('kind') == 'gnuhealth',
             },
         help="The name of the server environment variable that holds "
-        "the password or token.\n"
+        "the password or token; it must start with \"HRP_CRED_\".\n"
         "The credential itself is never stored in the database.")
     connect_timeout = fields.Float(
         "Connect Timeout", required=True,
@@ -275,12 +287,20 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
         if field_names and 'credential_env' not in field_names:
             return
         for endpoint in endpoints:
-            if (endpoint.credential_env
-                    and not ENV_VAR_NAME.fullmatch(endpoint.credential_env)):
+            variable = endpoint.credential_env
+            if not variable:
+                continue
+            if not ENV_VAR_NAME.fullmatch(variable):
                 raise EndpointValidationError(gettext(
                         'his_connector.msg_endpoint_credential_env_invalid',
                         endpoint=endpoint.rec_name,
-                        variable=endpoint.credential_env))
+                        variable=variable))
+            if not valid_credential_env(variable):
+                raise EndpointValidationError(gettext(
+                        'his_connector.msg_endpoint_credential_env_prefix',
+                        endpoint=endpoint.rec_name,
+                        variable=variable,
+                        prefix=CREDENTIAL_ENV_PREFIX))
 
     @classmethod
     def check_timeouts(cls, endpoints, field_names=None):
@@ -314,6 +334,13 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
         The value must never be stored nor logged."""
         if not self.credential_env:
             return None
+        if not valid_credential_env(self.credential_env):
+            # Saved before the prefix was required, or written in SQL
+            raise CredentialError(gettext(
+                    'his_connector.msg_endpoint_credential_env_prefix',
+                    endpoint=self.rec_name,
+                    variable=self.credential_env,
+                    prefix=CREDENTIAL_ENV_PREFIX))
         value = os.environ.get(self.credential_env)
         if not value:
             raise CredentialError(gettext(
@@ -321,3 +348,52 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
                     endpoint=self.rec_name,
                     variable=self.credential_env))
         return value
+
+    # Transports (used by the outbox and the services)
+
+    def transport(self):
+        """Return the driver of the endpoint: a his.HISTransport built from
+        a PeerConfig for the HIS kinds, a sms.Modem for an SMS modem.
+
+        The credential is read from the environment at each call (never
+        stored); the caller closes the transport when done."""
+        if self.kind == 'sms_modem':
+            from .sms import Modem
+            return Modem.from_endpoint(self)
+        from .his import PeerConfig
+        if self.kind == 'gnuhealth':
+            from .transports.gnuhealth import GNUHealthTransport as Transport
+        elif self.kind == 'fhir':
+            from .transports.fhir import FHIRTransport as Transport
+        elif self.kind == 'hl7_mllp':
+            from .transports.hl7v2 import HL7Transport as Transport
+        else:
+            raise ValueError(f"No transport for endpoint kind {self.kind}")
+        return Transport(PeerConfig(
+                url=self.url,
+                database=self.database,
+                username=self.username,
+                password=self.get_credential(),
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout))
+
+    @classmethod
+    def get_active(cls, purpose, company=None):
+        """Return the active endpoint of the company (default: the context's)
+        for purpose ('his', 'sms', 'pacs'): the first by name.
+
+        Raise EndpointMissingError when there is none."""
+        if company is None:
+            company = Transaction().context.get('company')
+        company_id = getattr(company, 'id', company)
+        endpoints = cls.search([
+                ('purpose', '=', purpose),
+                ('company', '=', company_id),
+                ], limit=1)
+        if not endpoints:
+            purposes = dict(cls.fields_get(['purpose'])['purpose']['selection'])
+            raise EndpointMissingError(gettext(
+                    'his_connector.msg_endpoint_missing',
+                    purpose=purposes.get(purpose, purpose)))
+        endpoint, = endpoints
+        return endpoint

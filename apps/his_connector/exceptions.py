@@ -10,3 +10,35 @@ class EndpointValidationError(ValidationError):
 
 class CredentialError(UserError):
     "The credential of an endpoint is not available"
+
+
+class EndpointMissingError(UserError):
+    "No active endpoint serves the purpose"
+
+
+class HISError(UserError):
+    "A call to the HIS failed (unknown record, peer down, bad reply)"
+
+
+class OutboxError(UserError):
+    "An outbox message cannot be created or changed"
+
+
+class CatalogueError(UserError):
+    "The charge catalogue could not be imported"
+
+
+class CatalogueImportError(UserError):
+    "A CSV file has bad lines: nothing was imported"
+
+
+class ProductMappingValidationError(ValidationError):
+    "A material is mapped to charge items in a way that cannot be billed"
+
+
+class UnmappedMaterialError(UserError):
+    "A material has no active charge item to bill it with"
+
+
+class PacsUsageError(UserError):
+    "PACS usage figures are not valid: nothing was stored"

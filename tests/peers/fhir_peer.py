@@ -242,6 +242,36 @@ class Hospital:
         with self.lock:
             self.resources = copy.deepcopy(self.initial)
             self.sequence = 0
+            # ChargeItem ids by (identifier system, value), as a server's
+            # index: a conditional create does not scan every charge
+            self.charge_index = {}
+            for id_, resource in self.resources['ChargeItem'].items():
+                self._index_charge(id_, resource)
+
+    def _index_charge(self, id_, resource):
+        for identifier in resource.get('identifier') or []:
+            self.charge_index.setdefault(
+                (identifier.get('system', ''), identifier.get('value')),
+                set()).add(id_)
+
+    def _find_charges(self, tokens):
+        "The ChargeItems whose identifiers match every token"
+        candidates = None
+        for token in tokens:
+            parts = re.split(r'(?<!\\)\|', token, maxsplit=1)
+            if len(parts) != 2 or not parts[1]:
+                candidates = None
+                break
+            system, value = parts[0], re.sub(r'\\([\\|,$])', r'\1', parts[1])
+            ids = self.charge_index.get((system, value), set())
+            candidates = ids if candidates is None else candidates & ids
+        if candidates is None:
+            resources = self.resources['ChargeItem'].values()
+        else:
+            resources = [self.resources['ChargeItem'][i]
+                for i in sorted(candidates)]
+        return [r for r in resources
+            if all(_token_match(r.get('identifier'), t) for t in tokens)]
 
     def read(self, resource_type, id_):
         with self.lock:
@@ -410,10 +440,7 @@ class Hospital:
                     raise FHIRError(
                         400, 'not-supported',
                         "If-None-Exist supports identifier only")
-                found = [
-                    r for r in self.resources['ChargeItem'].values()
-                    if all(_token_match(r.get('identifier'), t)
-                        for t in query['identifier'])]
+                found = self._find_charges(query['identifier'])
                 if len(found) > 1:
                     raise FHIRError(
                         412, 'duplicate', "several ChargeItems match")
@@ -429,6 +456,7 @@ class Hospital:
                 'lastUpdated': dt.datetime.now(dt.timezone.utc).isoformat(),
                 }
             self.resources['ChargeItem'][id_] = resource
+            self._index_charge(id_, resource)
             self.state.record(
                 'charge', self._key(item), id_,
                 quantity=str(item.quantity.value))
@@ -455,6 +483,7 @@ class Hospital:
                 'lastUpdated': dt.datetime.now(dt.timezone.utc).isoformat(),
                 }
             self.resources['ChargeItem'][id_] = resource
+            self._index_charge(id_, resource)
             if (item.status == 'entered-in-error'
                     and current['status'] != 'entered-in-error'):
                 self.state.record('cancel', self._key(item), id_)

@@ -69,7 +69,7 @@ class HisConnectorTestCase(CompanyTestMixin, ModuleTestCase):
             'url': 'http://127.0.0.1:8000/',
             'database': 'health',
             'username': 'hrp',
-            'credential_env': 'HRP_HIS_PASSWORD',
+            'credential_env': 'HRP_CRED_HIS_PASSWORD',
             } | values
 
     def test_url_forms(self):
@@ -255,7 +255,43 @@ class HisConnectorTestCase(CompanyTestMixin, ModuleTestCase):
                         Endpoint.create([self.endpoint_values(
                                     credential_env=name)])
             endpoint, = Endpoint.create([self.endpoint_values(
-                        credential_env='_hrp_his_token2')])
+                        credential_env='HRP_CRED_his_token2')])
+
+    @with_transaction()
+    def test_credential_env_prefix(self):
+        "Test an endpoint may only read the HRP_CRED_ variables"
+        pool = Pool()
+        Endpoint = pool.get('his.endpoint')
+
+        company = create_company()
+        with set_company(company):
+            for name in ['PGPASSWORD', 'TRYTOND_DATABASE__URI', 'HOME',
+                    'HRP_CRED_', 'hrp_cred_his', 'HRP_CREDHIS', 'X_HRP_CRED_A',
+                    '_hrp_his_token2']:
+                with self.subTest(name=name):
+                    with self.assertRaises(EndpointValidationError) as cm:
+                        Endpoint.create([self.endpoint_values(
+                                    name=f"HIS {name}", credential_env=name)])
+                    self.assertEqual(cm.exception.message, gettext(
+                            'his_connector.msg_endpoint_credential_env_prefix',
+                            endpoint=f"HIS {name}", variable=name,
+                            prefix='HRP_CRED_'))
+            endpoint, = Endpoint.create([self.endpoint_values()])
+            with self.assertRaises(EndpointValidationError):
+                Endpoint.write([endpoint], {'credential_env': 'PGPASSWORD'})
+
+            # A name stored before the rule (or by SQL) is not read either
+            table = Endpoint.__table__()
+            cursor = Transaction().connection.cursor()
+            cursor.execute(*table.update(
+                    [table.credential_env], ['PGPASSWORD'],
+                    where=table.id == endpoint.id))
+            Transaction().cache.clear()
+            endpoint = Endpoint(endpoint.id)
+            with patch.dict(os.environ, {'PGPASSWORD': 's3cret'}):
+                with self.assertRaises(CredentialError) as cm:
+                    endpoint.get_credential()
+            self.assertNotIn('s3cret', cm.exception.message)
 
     @with_transaction()
     def test_get_credential(self):
@@ -267,7 +303,7 @@ class HisConnectorTestCase(CompanyTestMixin, ModuleTestCase):
         with set_company(company):
             endpoint, = Endpoint.create([self.endpoint_values(
                         name="GNU Health",
-                        credential_env='HRP_TEST_HIS_PASSWORD')])
+                        credential_env='HRP_CRED_TEST_HIS')])
             modem, = Endpoint.create([{
                         'name': "Modem",
                         'purpose': 'sms',
@@ -275,19 +311,19 @@ class HisConnectorTestCase(CompanyTestMixin, ModuleTestCase):
                         'url': '/dev/pts/3',
                         }])
 
-            with patch.dict(os.environ, {'HRP_TEST_HIS_PASSWORD': 's3cret'}):
+            with patch.dict(os.environ, {'HRP_CRED_TEST_HIS': 's3cret'}):
                 self.assertEqual(endpoint.get_credential(), 's3cret')
             self.assertIsNone(modem.get_credential())
 
             with patch.dict(os.environ):
-                os.environ.pop('HRP_TEST_HIS_PASSWORD', None)
+                os.environ.pop('HRP_CRED_TEST_HIS', None)
                 with self.assertRaises(CredentialError) as cm:
                     endpoint.get_credential()
                 self.assertEqual(cm.exception.message, gettext(
                         'his_connector.msg_endpoint_credential_missing',
                         endpoint="GNU Health",
-                        variable='HRP_TEST_HIS_PASSWORD'))
-            with patch.dict(os.environ, {'HRP_TEST_HIS_PASSWORD': ''}):
+                        variable='HRP_CRED_TEST_HIS'))
+            with patch.dict(os.environ, {'HRP_CRED_TEST_HIS': ''}):
                 with self.assertRaises(CredentialError):
                     endpoint.get_credential()
 
