@@ -31,12 +31,13 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.currency.fields import Monetary
-from trytond.modules.product import price_digits, round_price
+from trytond.modules.product import price_digits
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval, If
 from trytond.transaction import Transaction, without_check_access
 
 from .department import DepartmentDocumentMixin
+from .mixin import cost_values
 
 KINDS = [
     ('patient', "Per Patient"),
@@ -1064,22 +1065,7 @@ class ConsumptionLine(ModelSQL, ModelView):
 
     def get_cost_values(self, move):
         "Return the values costing the posted line"
-        consumption = self.consumption
-        unit_cost = move.cost_price
-        if unit_cost is None:
-            unit_cost = self.product.get_multivalue(
-                'cost_price', company=consumption.company.id)
-        unit_cost = round_price(unit_cost or Decimal(0))
-        amount = consumption.company.currency.round(
-            Decimal(str(self.quantity)) * unit_cost)
-        categories = self.product.template.categories
-        return {
-            'move': move.id,
-            'unit_cost': unit_cost,
-            'amount': amount,
-            'cost_center': consumption.department.cost_center.id,
-            'category': categories[0].id if categories else None,
-            }
+        return cost_values(move, self.product, self.quantity, self.consumption)
 
 
 class Move(metaclass=PoolMeta):

@@ -1,7 +1,10 @@
 # This file is part of HRP.  The COPYRIGHT file at the top level of this
 # repository contains the full copyright notices and license terms.
 """Mixins shared by the HRP models."""
+from decimal import Decimal
+
 from trytond.model import fields
+from trytond.modules.product import round_price
 from trytond.pool import Pool
 
 
@@ -43,3 +46,25 @@ class IssueUnitMixin:
     @fields.depends('product')
     def on_change_product(self):
         self.unit = self.product.default_uom if self.product else None
+
+
+def cost_values(move, product, quantity, document):
+    """The values costing a line of document (a department's consumption or
+    write-off) posted by move for quantity in the product's unit: unit cost
+    (the move's cost price, else the product's), amount, the department's
+    cost centre and the material's first category"""
+    unit_cost = move.cost_price
+    if unit_cost is None:
+        unit_cost = product.get_multivalue(
+            'cost_price', company=document.company.id)
+    unit_cost = round_price(unit_cost or Decimal(0))
+    amount = document.company.currency.round(
+        Decimal(str(quantity)) * unit_cost)
+    categories = product.template.categories
+    return {
+        'move': move.id,
+        'unit_cost': unit_cost,
+        'amount': amount,
+        'cost_center': document.department.cost_center.id,
+        'category': categories[0].id if categories else None,
+        }

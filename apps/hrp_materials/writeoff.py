@@ -15,7 +15,7 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
 from trytond.modules.currency.fields import Monetary
-from trytond.modules.product import price_digits, round_price
+from trytond.modules.product import price_digits
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction, without_check_access
@@ -23,7 +23,7 @@ from trytond.transaction import Transaction, without_check_access
 from .approval import ApprovalWorkflowMixin
 from .department import DepartmentDocumentMixin
 from .exceptions import WriteOffError
-from .mixin import IssueUnitMixin
+from .mixin import IssueUnitMixin, cost_values
 
 STATES = [
     ('draft', "Draft"),
@@ -556,22 +556,8 @@ class WriteOffLine(IssueUnitMixin, ModelSQL, ModelView):
 
     def get_cost_values(self, move):
         "Return the values costing the posted line"
-        write_off = self.write_off
-        unit_cost = move.cost_price
-        if unit_cost is None:
-            unit_cost = self.product.get_multivalue(
-                'cost_price', company=write_off.company.id)
-        unit_cost = round_price(unit_cost or Decimal(0))
-        amount = write_off.company.currency.round(
-            Decimal(str(self.internal_quantity)) * unit_cost)
-        categories = self.product.template.categories
-        return {
-            'move': move.id,
-            'unit_cost': unit_cost,
-            'amount': amount,
-            'cost_center': write_off.department.cost_center.id,
-            'category': categories[0].id if categories else None,
-            }
+        return cost_values(
+            move, self.product, self.internal_quantity, self.write_off)
 
 
 def lot_reason(lot):

@@ -142,11 +142,10 @@ def main(argv=None):
                     pending.append(h.requisition(2))
             transaction.commit()
         start = time.perf_counter()
-        with Transaction().start(DB_NAME, ids['nurse'], context={
-                    'company': ids['company'], '_check_access': True}
-                ) as transaction:
-            Requisition.submit(Requisition.browse([r.id for r in pending]))
-            transaction.commit()
+        run_like_dispatcher(ids['nurse'], {
+                'company': ids['company'], '_check_access': True},
+            lambda: Requisition.submit(
+                Requisition.browse([r.id for r in pending])))
         print(f"{options.pending} requisitions submitted for approval in "
             f"{time.perf_counter() - start:.1f} s")
 
