@@ -5,7 +5,8 @@ from setuptools import setup
 TRYTON = '>=8.0,<8.1'
 TRYTON_MODULES = [
     'company', 'currency', 'party', 'product', 'stock', 'stock_lot',
-    'stock_lot_sled', 'purchase', 'purchase_request', 'analytic_account',
+    'stock_lot_sled', 'stock_supply', 'purchase', 'purchase_request',
+    'account_invoice', 'analytic_account',
     'account_asset',
     ]
 MODULES = ['his_connector', 'hrp_materials', 'hrp_equipment']
@@ -41,6 +42,8 @@ setup(
         'werkzeug',
         'requests',
         'pyserial',
+        # GS1 element strings (AI 01, 10, 11, 17, 21) on receiving scans
+        'biip>=5,<6',
         # FHIR R4 (the R4B models) and HL7 v2 transports
         'fhir.resources>=8,<9',
         'hl7apy>=1.3.5,<2',

@@ -80,6 +80,10 @@ class ApprovalRule(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
     high_value = fields.Boolean(
         "Only High-Value",
         help="Apply only when a line is a high-value consumable.")
+    outside_contract = fields.Boolean(
+        "Only Outside Contract",
+        help="Apply only to purchase orders with lines outside a valid "
+        "contract.")
     min_amount = fields.Numeric(
         "Minimal Amount", digits=(16, 2),
         domain=['OR',
@@ -132,6 +136,8 @@ class ApprovalRule(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
             if not ancestors & {c.id for c in self.categories}:
                 return False
         if self.high_value and not values.get('high_value'):
+            return False
+        if self.outside_contract and not values.get('outside_contract'):
             return False
         if (self.min_amount is not None
                 and (values.get('amount') or 0) < self.min_amount):

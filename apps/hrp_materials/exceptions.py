@@ -60,3 +60,35 @@ class WriteOffError(UserError):
 
 class StocktakingError(UserError):
     "A stocktaking cannot be submitted for approval or confirmed"
+
+
+class PurchaseRequestError(UserError):
+    "A purchase request cannot be entered, changed or cancelled"
+
+
+class PurchasePlanError(UserError):
+    "A purchase plan cannot collect, be submitted or order"
+
+
+class InvoiceMatchError(UserError):
+    "A supplier invoice cannot be matched or posted"
+
+
+class BarcodeError(UserError):
+    "A scanned barcode cannot be read or identifies no material"
+
+
+class ReceiptError(UserError):
+    "A delivery cannot be accepted or received against its order"
+
+
+class ContractError(UserError):
+    "A contract cannot be changed, activated, closed or cancelled"
+
+
+class QualificationError(UserError):
+    "A supplier may not deliver a material (licence, scope, certificate)"
+
+
+class PurchaseApprovalError(UserError):
+    "A purchase cannot be quoted or confirmed (contract, approval, ceiling)"

@@ -218,6 +218,14 @@ class Product(metaclass=PoolMeta):
 class ProductIdentifier(metaclass=PoolMeta):
     __name__ = 'product.identifier'
 
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # UDI device identifiers of the HIBC and China MA (IDcode) schemes
+        for item in [('hibc', "HIBC"), ('ma', "MA Code")]:
+            if item not in cls.type.selection:
+                cls.type.selection.append(item)
+
     @staticmethod
     def normalise_gtin(code):
         "Return the GTIN as 14 digits (the form AI (01) carries)"

@@ -74,3 +74,61 @@ def run_like_dispatcher(user_id, context, func, attempts=200, readonly=False):
         except backend.DatabaseOperationalError:
             time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
     raise RuntimeError(f"gave up after {attempts} attempts")
+
+
+def setup_accounting(company, today=None):
+    """Give company what invoicing needs: Tryton's universal chart of
+    accounts (receivable and payable defaults), a fiscal year of today with
+    its periods and invoice sequences, the default expense and revenue
+    accounts of new accounting categories and an accounting category.
+    Return a namespace with fiscalyear, payable, expense, revenue and
+    account_category."""
+    from types import SimpleNamespace
+
+    from trytond.modules.account.tests import create_chart, get_fiscalyear
+    from trytond.modules.account_invoice.tests import set_invoice_sequences
+
+    pool = Pool()
+    Account = pool.get('account.account')
+    AccountConfiguration = pool.get('account.configuration')
+    Category = pool.get('product.category')
+    FiscalYear = pool.get('account.fiscalyear')
+    create_chart(company)
+    fiscalyear = set_invoice_sequences(get_fiscalyear(company, today=today))
+    fiscalyear.save()
+    FiscalYear.create_period([fiscalyear])
+
+    def account(type_):
+        account, = Account.search([
+                ('type.%s' % type_, '=', True),
+                ('closed', '!=', True),
+                ('company', '=', company.id),
+                ], limit=1)
+        return account
+    expense, revenue = account('expense'), account('revenue')
+    payable = account('payable')
+    configuration = AccountConfiguration(1)
+    configuration.default_category_account_expense = expense
+    configuration.default_category_account_revenue = revenue
+    configuration.save()
+    account_category, = Category.create([{
+                'name': "Materials (accounting)",
+                'accounting': True,
+                'account_expense': expense.id,
+                'account_revenue': revenue.id,
+                }])
+    return SimpleNamespace(
+        fiscalyear=fiscalyear, payable=payable, expense=expense,
+        revenue=revenue, account_category=account_category)
+
+
+def account_category(name="卫生材料"):
+    """The accounting product category of purchased materials (Tryton's
+    purchase lines need one for their taxes), created once"""
+    Category = Pool().get('product.category')
+    categories = Category.search([
+            ('name', '=', name), ('accounting', '=', True)], limit=1)
+    if categories:
+        return categories[0]
+    category, = Category.create([{'name': name, 'accounting': True}])
+    return category
