@@ -50,10 +50,18 @@ APPROVAL_STATES = [
 
 
 def get_approval_documents():
-    "Return the selection of the models that use the ApprovalMixin"
-    IrModel = Pool().get('ir.model')
+    """Return the selection of the models that use the ApprovalMixin and
+    the user may read: Tryton hides a reference field from a user who cannot
+    read one of the models of its selection (a head nurse reads no purchase
+    order, yet her approvals must show their requisitions)"""
+    pool = Pool()
+    IrModel = pool.get('ir.model')
+    ModelAccess = pool.get('ir.model.access')
     return [(None, '')] + sorted(
-        IrModel.get_name_items(ApprovalMixin), key=lambda x: x[1])
+        ((model, name) for model, name in IrModel.get_name_items(
+                    ApprovalMixin)
+            if ModelAccess.check(model, 'read', raise_exception=False)),
+        key=lambda x: x[1])
 
 
 class ApprovalRule(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):

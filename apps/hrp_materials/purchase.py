@@ -146,11 +146,14 @@ class Purchase(ApprovalMixin, metaclass=PoolMeta):
         cls._check_outside_contract_rule(purchases)
         Line.save(lines)
         super().quote(purchases)
-        cls.request_approval(cls.browse([p.id for p in purchases]))
+        # The rules were just checked
+        with Transaction().set_context(_hrp_outside_contract_checked=True):
+            cls.request_approval(cls.browse([p.id for p in purchases]))
 
     @classmethod
     def request_approval(cls, purchases):
-        cls._check_outside_contract_rule(purchases)
+        if not Transaction().context.get('_hrp_outside_contract_checked'):
+            cls._check_outside_contract_rule(purchases)
         super().request_approval(purchases)
 
     @classmethod
