@@ -15,15 +15,12 @@ from hrp import DEMO_SEED as SEED, MODULES
 def demo():
     "Activate the modules in a fresh test database and load the demo"
     from trytond.tests.test_tryton import DB_NAME, activate_module, drop_db
-    from trytond.transaction import Transaction
 
-    from hrp.fixtures import build_hospital, load_demo_hospital
+    from hrp.fixtures import build_hospital, load_demo_hospital_into
 
     drop_db()
     activate_module(MODULES)
-    with Transaction().start(DB_NAME, 0) as transaction:
-        summary = load_demo_hospital(seed=SEED)
-        transaction.commit()
+    summary = load_demo_hospital_into(DB_NAME, seed=SEED)
     yield {
         'db': DB_NAME,
         'summary': summary,

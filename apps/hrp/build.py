@@ -154,16 +154,14 @@ def _demo_loader():
 
 def _load_demo_hospital(site, load_demo_hospital, seed):
     import trytond.config as config
-    from trytond.transaction import Transaction
     context = {
         # Demo names (Chinese) are stored as the records' own values.
         'language': config.get('database', 'language'),
         # A batch load answers "yes" to the user warnings of the modules.
         '_skip_warnings': True,
         }
-    with Transaction().start(site.name, 0, context=context) as transaction:
-        result = load_demo_hospital(seed=seed)
-        transaction.commit()
+    from hrp.fixtures import load_demo_hospital_into
+    result = load_demo_hospital_into(site.name, seed=seed, context=context)
     return result or {}
 
 

@@ -371,7 +371,6 @@ class Plan(ApprovalWorkflowMixin, Workflow, ModelSQL, ModelView):
         pool = Pool()
         Purchase = pool.get('purchase.purchase')
         PurchaseLine = pool.get('purchase.line')
-        Request = pool.get('purchase.request')
         Date = pool.get('ir.date')
         Configuration = pool.get('hrp.configuration')
         invoice_method = Configuration(1).plan_invoice_method
