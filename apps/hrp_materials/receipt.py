@@ -30,6 +30,7 @@ from trytond.transaction import Transaction, without_check_access
 
 from .configuration import get_configuration
 from .exceptions import ConfigurationValidationError, ReceiptError
+from .mixin import IssueUnitMixin
 
 STATES = [
     ('draft', "Draft"),
@@ -579,7 +580,7 @@ class Receipt(Workflow, ModelSQL, ModelView):
                 })
 
 
-class ReceiptLine(ModelSQL, ModelView):
+class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
     __name__ = 'hrp.receipt.line'
     __string__ = "Receipt Line"
 
@@ -694,23 +695,10 @@ class ReceiptLine(ModelSQL, ModelView):
     def search_receipt_field(cls, name, clause):
         return [('receipt.' + clause[0],) + tuple(clause[1:])]
 
-    @fields.depends('product')
-    def on_change_product(self):
-        self.unit = self.product.default_uom if self.product else None
-
     @fields.depends('state', 'reject_reason')
     def on_change_state(self):
         if self.state == 'accepted':
             self.reject_reason = None
-
-    @classmethod
-    def preprocess_values(cls, mode, values):
-        values = super().preprocess_values(mode, values)
-        if mode == 'create' and not values.get('unit') and values.get(
-                'product'):
-            Product = Pool().get('product.product')
-            values['unit'] = Product(values['product']).default_uom.id
-        return values
 
     @classmethod
     def check_modification(cls, mode, lines, values=None, external=False):
