@@ -17,7 +17,7 @@ import unittest
 
 import pytest
 
-from hrp.site import modules_fingerprint
+from hrp.site import modules_fingerprint, pg_test_template
 
 ROOT = pathlib.Path(__file__).resolve().parent
 
@@ -48,11 +48,8 @@ FINGERPRINT = modules_fingerprint(with_tests=True)[:16]
 
 
 def _pg_cache_file(path, name):
-    """The template database of the module list name for these sources:
-    test-<fingerprint>-<hash of name> (at most 63 characters)"""
-    import hashlib
-    hash_name = hashlib.shake_128(name.encode('utf8')).hexdigest(20)
-    return f"{os.environ['DB_CACHE']}/test-{FINGERPRINT}-{hash_name}"
+    "The template database of the module list name for these sources"
+    return pg_test_template(os.environ['DB_CACHE'], name, FINGERPRINT)
 
 
 def _drop_pg_leftovers():
@@ -92,6 +89,29 @@ def pytest_sessionstart(session):
         from trytond.tests import test_tryton
         test_tryton._db_cache_file = _pg_cache_file
         _drop_pg_leftovers()
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL, leave out trytond's generic checks of the modules'
+    definitions (views, depends, access, buttons...): they do not depend on
+    the database backend and the SQLite pass runs them"""
+    if not os.environ['TRYTOND_DATABASE_URI'].startswith('postgresql'):
+        return
+    from trytond.tests.test_tryton import ModuleTestCase
+    generic = {n for n in dir(ModuleTestCase) if n.startswith('test_')}
+    kept, deselected = [], []
+    for item in items:
+        cls = getattr(item, 'cls', None)
+        if (cls is not None and issubclass(cls, ModuleTestCase)
+                and item.name in generic
+                and getattr(cls, item.name) is getattr(
+                    ModuleTestCase, item.name)):
+            deselected.append(item)
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 def pytest_collect_file(parent, file_path):

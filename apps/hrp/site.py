@@ -313,6 +313,18 @@ def modules_fingerprint(modules=None, with_tests=False):
     return digest.hexdigest()
 
 
+def pg_test_template(cache_uri, name, fingerprint=None):
+    """The PostgreSQL template database trytond's tests keep for the module
+    list name under cache_uri (DB_CACHE): test-<fingerprint>-<hash of name>,
+    at most 63 characters, the fingerprint (by default that of the modules'
+    sources with their tests) keeping a change to a module from reusing a
+    stale template"""
+    if fingerprint is None:
+        fingerprint = modules_fingerprint(with_tests=True)[:16]
+    hash_name = hashlib.shake_128(name.encode('utf8')).hexdigest(20)
+    return f"{cache_uri}/test-{fingerprint}-{hash_name}"
+
+
 def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec='seconds')

@@ -56,7 +56,7 @@ def main(argv=None):
     options_admin = commandline.get_parser_admin().parse_args([
             '-c', str(config_file), '-d', DB_NAME,
             '-u', *MODULES, '--all', '--activate-dependencies',
-            '--email', 'admin@hospital.example', '-l', 'zh_CN'])
+            '--email', 'admin@hospital.example', '-l', 'en', 'zh_CN'])
     admin.run(options_admin)
     timings['activate modules'] = time.perf_counter() - started
 

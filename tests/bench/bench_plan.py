@@ -3,19 +3,23 @@
 """Time a purchase plan over many open requests, and print the figures.
 
     python tests/bench/bench_plan.py [--uri URI] [--requests N]
-        [--suppliers N] [--materials N] [--runs N]
+        [--suppliers N] [--materials N] [--contract-share F] [--runs N]
 
 Target (issue 5): a plan over 1,000 open requests from 50 suppliers,
 aggregated and approved into orders in less than 5 s on PostgreSQL.
 
 Builds a throw-away database with hrp_materials on URI (default the local
-PostgreSQL; ``sqlite://`` works too), SUPPLIERS qualified suppliers with
-MATERIALS materials spread over them (each with its supplier price), and
-REQUESTS open purchase requests spread over the materials.  Then, RUNS
-times (each run on fresh requests), as the procurement officer: collect
-the requests into a new plan (one transaction) and submit it (no rule stops
-it, so the submit approves it and orders one quoted purchase per supplier;
-one transaction).  It asserts nothing: it is a measurement, not a test."""
+PostgreSQL, from the test suite's template database; ``sqlite://`` works
+too), SUPPLIERS qualified suppliers with MATERIALS materials spread over
+them (each with its supplier price), the share F (default all) of each
+supplier's materials under an active contract with it, and REQUESTS open
+purchase requests spread over the materials.  Then, RUNS times (each run on
+fresh requests), as the procurement officer: collect the requests into a
+new plan (one transaction) and submit it (no rule stops it, so the submit
+approves it and orders one quoted purchase per supplier at the contract
+prices; one transaction).  With F below 1 the purchases with materials
+outside contract wait for the leadership's approval.  It asserts nothing:
+it is a measurement, not a test."""
 import argparse
 import os
 import random
@@ -23,6 +27,8 @@ import statistics
 import sys
 import time
 from decimal import Decimal
+
+import benchdb
 
 
 def main(argv=None):
@@ -33,6 +39,10 @@ def main(argv=None):
     parser.add_argument('--suppliers', type=int, default=50)
     parser.add_argument('--materials', type=int, default=400)
     parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--contract-share', type=float, default=1.0,
+        help="the share of each supplier's materials under an active "
+        "contract (0 orders everything outside contract, each purchase "
+        "then waiting for the leadership's approval)")
     parser.add_argument('--profile', action='store_true',
         help="print the cProfile of the last run")
     parser.add_argument('--test-mode', action='store_true',
@@ -41,17 +51,14 @@ def main(argv=None):
         help="also dump the cProfile statistics of the last run there")
     options = parser.parse_args(argv)
 
-    os.environ['TRYTOND_DATABASE_URI'] = options.uri
-    os.environ['DB_NAME'] = f'bench_plan_{os.getpid()}'
-    os.environ.pop('DB_CACHE', None)
-    if options.uri.startswith('sqlite'):
-        os.environ['DB_NAME'] = ':memory:'
+    benchdb.configure(options.uri, 'bench_plan')
 
     from trytond.modules.company.tests import create_company, set_company
     from trytond.pool import Pool
     from trytond.tests.test_tryton import DB_NAME, activate_module, drop_db
     from trytond.transaction import Transaction
 
+    from hrp_materials.tests.test_contract import create_contract
     from hrp_materials.tests.test_module import create_material
     from hrp_materials.tests.test_plan import create_supplier, purchasable
     from hrp_materials.tests.tools import create_user, run_like_dispatcher
@@ -82,17 +89,26 @@ def main(argv=None):
                 for s in range(options.suppliers):
                     chunk = templates[s * per_supplier:(s + 1) * per_supplier]
                     supplier = create_supplier(f"供应商 {s:02d}", chunk)
+                    chunk_products = []
                     for template in chunk:
-                        products.append(purchasable(
+                        chunk_products.append(purchasable(
                                 template, supplier,
                                 Decimal('9') + len(products) % 40))
+                        products.append(chunk_products[-1])
+                    covered = chunk_products[
+                        :round(len(chunk_products) * options.contract_share)]
+                    if covered:
+                        create_contract(company, supplier, [
+                                (p, Decimal('8') + i % 30)
+                                for i, p in enumerate(covered)])
                 officer = create_user(
                     'buyer', 'hrp_materials.group_procurement', company)
             ids = dict(officer=officer.id, company=company.id,
                 warehouse=warehouse.id, products=[p.id for p in products])
             transaction.commit()
         print(f"{len(ids['products'])} materials from {options.suppliers} "
-            "suppliers")
+            f"suppliers, {options.contract_share:.0%} of them under "
+            "contract")
 
         Request = pool.get('purchase.request')
         Plan = pool.get('hrp.purchase.plan')

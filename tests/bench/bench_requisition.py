@@ -27,6 +27,8 @@ import statistics
 import sys
 import time
 
+import benchdb
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,11 +40,7 @@ def main(argv=None):
         help="print the cProfile of the last submit and issue")
     options = parser.parse_args(argv)
 
-    os.environ['TRYTOND_DATABASE_URI'] = options.uri
-    os.environ['DB_NAME'] = f'bench_requisition_{os.getpid()}'
-    os.environ.pop('DB_CACHE', None)
-    if options.uri.startswith('sqlite'):
-        os.environ['DB_NAME'] = ':memory:'
+    benchdb.configure(options.uri, 'bench_requisition')
 
     from trytond.modules.company.tests import set_company
     from trytond.pool import Pool
