@@ -5,6 +5,7 @@ that department users see only their own department."""
 import datetime as dt
 import re
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 
@@ -315,7 +316,11 @@ def test_opening_stock(tx):
     Move = pool.get('stock.move')
     inventories = Inventory.search([])
     assert inventories and all(i.state == 'done' for i in inventories)
-    assert not Move.search([('state', '!=', 'done')])
+    # only the demo purchase's moves wait (for receipt)
+    assert not Move.search([
+            ('state', '!=', 'done'),
+            ('origin', 'not like', 'purchase.line,%'),
+            ])
 
     today = pool.get('ir.date').today()
     central, = Location.search([('hrp_store_type', '=', 'central')])
@@ -389,3 +394,103 @@ def test_nurse_sees_only_her_department(demo):
                             ['department', 'high_value'])])) == set(
                 all_stores)
         transaction.rollback()
+
+
+# -- procurement --------------------------------------------------------------
+
+def test_contracts(tx, demo):
+    pool = tx
+    Contract = pool.get('hrp.contract')
+    Party = pool.get('party.party')
+    Uom = pool.get('product.uom')
+    today = pool.get('ir.date').today()
+    contracts = Contract.search([])
+    assert len(contracts) >= 12
+    assert len(contracts) == demo['summary']['contracts']
+    suppliers = Party.search([('hrp_licences.type', '=', 'device_trading')])
+    qualified = [s for s in suppliers if not any(
+            not l.is_valid(today) for l in s.hrp_licences)]
+    # most qualified suppliers have their contract, one each
+    assert len({c.supplier for c in contracts}) == len(contracts)
+    assert len(contracts) >= len(qualified) * 3 // 4
+    for contract in contracts:
+        assert contract.state == 'active'
+        assert contract.number and contract.activated_at
+        assert contract.start_date < today <= contract.end_date
+        assert contract.end_date <= today + dt.timedelta(days=2 * 365)
+        assert len(contract.lines) >= 8
+        for line in contract.lines:
+            assert contract.supplier.is_qualified_for(
+                line.product.template, today), line.rec_name
+            assert line.unit == (line.product.purchase_uom
+                or line.product.default_uom)
+            # a little under the cost price (per purchase unit)
+            price = Uom.compute_price(line.product.default_uom,
+                line.product.cost_price, line.unit)
+            assert price * Decimal('0.85') <= line.unit_price < price
+    assert any(c.end_date <= today + dt.timedelta(days=30)
+        for c in contracts)
+    assert any(l.quantity_ceiling for c in contracts for l in c.lines)
+    assert any(l.quantity_ceiling is None for c in contracts for l in c.lines)
+
+
+def test_order_points(tx):
+    pool = tx
+    OrderPoint = pool.get('stock.order_point')
+    Location = pool.get('stock.location')
+    warehouse = Location(xml_id(pool, 'stock', 'location_warehouse'))
+    points = OrderPoint.search([])
+    assert 24 <= len(points) <= 60
+    for point in points:
+        assert point.type == 'purchase'
+        assert point.location == warehouse
+        assert 0 < point.min_quantity < point.target_quantity
+        assert point.product.template.categories[0].code.startswith('HC')
+
+
+def test_open_purchase_requests(demo):
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    # collecting locks the requests' table, as the dispatcher would
+    with Transaction().start(demo['db'], 0,
+            _lock_tables=['purchase_request']) as transaction:
+        pool = Pool()
+        Company = pool.get('company.company')
+        Request = pool.get('purchase.request')
+        Plan = pool.get('hrp.purchase.plan')
+        company, = Company.search([])
+        with transaction.set_context(
+                company=company.id, companies=[company.id]):
+            requests = Request.search([
+                    ('state', '=', 'draft'), ('hrp_source', '=', 'manual')])
+            assert len(requests) >= 5
+            for request in requests:
+                assert request.hrp_department and request.hrp_reason
+                assert request.warehouse and request.quantity > 0
+            assert any(r.party for r in requests)
+            assert any(not r.party for r in requests)
+            # the procurement officer's new plan collects them
+            plan, = Plan.create([{}])
+            Plan.collect([plan])
+            plan = Plan(plan.id)
+            assert plan.request_count == len(requests)
+            assert {r for l in plan.lines for r in l.requests} == set(
+                requests)
+        transaction.rollback()
+
+
+def test_purchase_awaiting_receipt(tx):
+    pool = tx
+    Purchase = pool.get('purchase.purchase')
+    purchases = Purchase.search([('state', '=', 'processing')])
+    assert len(purchases) == 1
+    purchase, = purchases
+    assert purchase.approval_state == 'approved'
+    assert not purchase.outside_contract
+    assert purchase.party.is_qualified_for(
+        purchase.lines[0].product.template)
+    for line in purchase.lines:
+        assert line.hrp_contract_line
+        assert line.unit_price == line.hrp_contract_line.unit_price
+        assert line.moves and all(
+            m.state == 'draft' and not m.shipment for m in line.moves)
