@@ -129,3 +129,24 @@ def login(page, desk, user):
     page.fill('input[type=password]', user['password'])
     page.keyboard.press('Enter')
     page.locator('#menu').wait_for()
+
+
+def approve_pending(desk, users, admin, document, context):
+    """Approve the pending tasks of document as a leader of the demo"""
+    tasks = admin('model.hrp.approval.task.search', [
+            ('document', '=', document),
+            ('state', '=', 'pending'),
+            ], 0, None, None, context)
+    leaders = [u for u in users.values() if 'leader' in u['login']]
+    for task in tasks:
+        for user in leaders:
+            rpc = Rpc(desk['url'], desk['database'],
+                user['login'], user['password'])
+            try:
+                rpc('model.hrp.approval.task.approve', [task], context)
+                break
+            except RuntimeError:
+                continue
+        else:
+            pytest.fail(f"no leader of the demo could approve task {task}")
+    return tasks

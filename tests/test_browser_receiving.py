@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.desk import ARTIFACTS, Rpc, login
+from tests.desk import ARTIFACTS, Rpc, approve_pending, login
 from tests.test_browser_requisition import (
     active_tab, form_selection, labels, menu_path, new_page,
     open_menu_entry, wait_until)
@@ -93,22 +93,8 @@ def order(desk, admin, users, company, product, supplier, today):
                                 }])],
                 }], context)
     admin('model.purchase.purchase.quote', [purchase], context)
-    tasks = admin('model.hrp.approval.task.search', [
-            ('document', '=', f'purchase.purchase,{purchase}'),
-            ('state', '=', 'pending'),
-            ], 0, None, None, context)
-    leaders = [u for u in users.values() if 'leader' in u['login']]
-    for task in tasks:
-        for user in leaders:
-            rpc = Rpc(desk['url'], desk['database'],
-                user['login'], user['password'])
-            try:
-                rpc('model.hrp.approval.task.approve', [task], context)
-                break
-            except RuntimeError:
-                continue
-        else:
-            pytest.fail(f"no leader of the demo could approve task {task}")
+    approve_pending(desk, users, admin, f'purchase.purchase,{purchase}',
+        context)
     current, = admin('model.purchase.purchase.read', [purchase], ['state'],
         context)
     if current['state'] == 'quotation':
