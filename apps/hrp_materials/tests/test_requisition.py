@@ -151,15 +151,6 @@ class RequisitionTestCase(unittest.TestCase):
         super().tearDownClass()
         drop_db()
 
-    def setUp(self):
-        # Each test on a fresh database: in full SQLite runs a test of this
-        # class has been seen to start with the users of an earlier one
-        # (a rolled-back transaction's data still there; cause not found
-        # yet, see the issue 5 note)
-        super().setUp()
-        drop_db()
-        activate_module(['hrp_materials'])
-
     def state(self, record):
         return record.__class__(record.id).state
 
