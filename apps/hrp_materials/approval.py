@@ -157,22 +157,12 @@ class ApprovalRule(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
     @classmethod
     def find(cls, document, values):
         "Return the first active rule that applies to the document or None"
-        rule, = cls.find_many(document, [values])
-        return rule
-
-    @classmethod
-    def find_many(cls, document, values_list):
-        """Return for each values of values_list the first active rule that
-        applies to the document it describes, or None; one search per
-        company"""
-        rules = {}
-        for company in {v['company'] for v in values_list}:
-            rules[company] = cls.search([
+        for rule in cls.search([
                     ('document', '=', document),
-                    ('company', '=', company),
-                    ], order=[('sequence', 'ASC NULLS FIRST'), ('id', 'ASC')])
-        return [next((r for r in rules[v['company']] if r.match(v)), None)
-            for v in values_list]
+                    ('company', '=', values['company']),
+                    ], order=[('sequence', 'ASC NULLS FIRST'), ('id', 'ASC')]):
+            if rule.match(values):
+                return rule
 
 
 class ApprovalRuleDepartment(ModelSQL):
@@ -723,26 +713,18 @@ class ApprovalMixin(Model):
         raise NotImplementedError
 
     @classmethod
-    def find_approval_rules(cls, documents):
-        """Return for each document the values its rules test (see
-        get_approval_values) and the rule that applies to it or None"""
-        Rule = Pool().get('hrp.approval.rule')
-        values = [d.get_approval_values() for d in documents]
-        return list(zip(values, Rule.find_many(cls.__name__, values)))
-
-    @classmethod
-    def request_approval(cls, documents, rules=None):
+    def request_approval(cls, documents):
         """Start the approval of the documents; documents no rule applies to
-        are granted at once.  rules: what find_approval_rules returned for
-        the documents, when the caller already asked"""
+        are granted at once"""
         pool = Pool()
+        Rule = pool.get('hrp.approval.rule')
         Task = pool.get('hrp.approval.task')
         user_id = Transaction().user
         Task.cancel_pending(documents)
         tasks, granted = [], []
-        if rules is None:
-            rules = cls.find_approval_rules(documents)
-        for document, (values, rule) in zip(documents, rules):
+        for document in documents:
+            values = document.get_approval_values()
+            rule = Rule.find(cls.__name__, values)
             document.approval_rule = rule
             document.approval_requester = user_id
             document.rejection_reason = None

@@ -331,7 +331,7 @@ class PurchasePlanTestCase(unittest.TestCase):
             # a supplier whose scope lacks the swab
             line.supplier = proc.meditech
             line.save()
-            with self.assertRaisesRegex(UserError, "not authorised"):
+            with self.assertRaisesRegex(UserError, "not qualified"):
                 proc.act(proc.officer, 'submit', [plan])
             self.assertEqual(Plan(plan.id).state, 'draft')
             line.supplier = None
@@ -344,7 +344,7 @@ class PurchasePlanTestCase(unittest.TestCase):
             licence, = proc.acme.hrp_licences
             licence.expiry = today - dt.timedelta(days=1)
             licence.save()
-            with self.assertRaisesRegex(UserError, "licence .* expired on"):
+            with self.assertRaisesRegex(UserError, "not qualified"):
                 proc.act(proc.officer, 'submit', [plan])
             licence.expiry = today + dt.timedelta(days=100)
             licence.save()
@@ -361,8 +361,7 @@ class PurchasePlanTestCase(unittest.TestCase):
                     [today - dt.timedelta(days=1)],
                     where=table.id == template.id))
             Transaction().cache.clear()
-            with self.assertRaisesRegex(
-                    UserError, "registration certificate .*国械注准20193140001"):
+            with self.assertRaisesRegex(UserError, "registration"):
                 proc.act(proc.officer, 'submit', [plan])
             self.assertEqual(Plan(plan.id).state, 'draft')
 
