@@ -39,6 +39,17 @@ def _configure_database():
         os.environ.setdefault('DB_CACHE', str(
                 ROOT / 'var' / 'test-cache'
                 / modules_fingerprint(with_tests=True)[:16]))
+    if os.environ['TRYTOND_DATABASE_URI'].startswith('sqlite'):
+        # The in-memory test database is one SQLite connection shared by
+        # every transaction of the process.  Once the cache's clean_timeout
+        # (300 s) has passed, the next transaction started, even one nested
+        # in a test (an integrity error's report, a read-only wizard's save),
+        # syncs the cache on an autocommit connection: Python's sqlite3
+        # commits the pending transaction when isolation_level becomes None,
+        # so the test's data outlived its rollback and the next test of its
+        # class started with it.  One process has nothing to sync with.
+        from trytond.config import config
+        config.set('cache', 'clean_timeout', str(10 ** 9))
 
 
 _configure_database()
