@@ -24,6 +24,7 @@ import re
 import uuid
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.desk import ARTIFACTS, Rpc, approve_pending, login
 from tests.test_browser_receiving import date, pick_material
@@ -314,8 +315,19 @@ def test_plan_desk_flow(desk, browser):
                 ) == sum(FIRST_QUANTITIES)
             assert number(cell(row(other).first, flow['quantity'])
                 .inner_text()) == SECOND_QUANTITY
-            # The quantities are right of the list's visible part
-            cell(first_row, flow['quantity']).scroll_into_view_if_needed()
+            def show_quantity(line_row):
+                """Scroll the list to the quantity of line_row() (right of
+                its visible part); the list may be redrawn meanwhile"""
+                def scrolled():
+                    try:
+                        cell(line_row(), flow['quantity']
+                            ).scroll_into_view_if_needed(timeout=2000)
+                    except PlaywrightError:
+                        return False
+                    return True
+                wait_until(scrolled, message="the quantity is not shown")
+
+            show_quantity(lambda: row(product).first)
             screenshot(page, '1-collected')
 
             current = plan()
@@ -348,7 +360,7 @@ def test_plan_desk_flow(desk, browser):
             wait_until(lambda: shown(first_row, flow['quantity'])
                 == ORDERED,
                 message="the list does not show the edited quantity")
-            cell(first_row, flow['quantity']).scroll_into_view_if_needed()
+            show_quantity(lambda: first_row)
             screenshot(page, '2-edited')
 
             tab.locator('.form button[name="submit"]').click()
@@ -364,7 +376,8 @@ def test_plan_desk_flow(desk, browser):
             wait_until(lambda: form_selection(tab, 'state')
                 == flow['state'][1][plan()['state']],
                 message="the form does not show the submitted state")
-            cell(first_row, flow['quantity']).scroll_into_view_if_needed()
+            # Submitting redraws the list
+            show_quantity(lambda: row(product).first)
             screenshot(page, '3-submitted')
             assert not errors, errors
         finally:
