@@ -157,12 +157,22 @@ class ApprovalRule(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
     @classmethod
     def find(cls, document, values):
         "Return the first active rule that applies to the document or None"
-        for rule in cls.search([
+        rule, = cls.find_many(document, [values])
+        return rule
+
+    @classmethod
+    def find_many(cls, document, values_list):
+        """Return for each values of values_list the first active rule that
+        applies to the document it describes, or None; one search per
+        company"""
+        rules = {}
+        for company in {v['company'] for v in values_list}:
+            rules[company] = cls.search([
                     ('document', '=', document),
-                    ('company', '=', values['company']),
-                    ], order=[('sequence', 'ASC NULLS FIRST'), ('id', 'ASC')]):
-            if rule.match(values):
-                return rule
+                    ('company', '=', company),
+                    ], order=[('sequence', 'ASC NULLS FIRST'), ('id', 'ASC')])
+        return [next((r for r in rules[v['company']] if r.match(v)), None)
+            for v in values_list]
 
 
 class ApprovalRuleDepartment(ModelSQL):
@@ -713,18 +723,26 @@ class ApprovalMixin(Model):
         raise NotImplementedError
 
     @classmethod
-    def request_approval(cls, documents):
+    def find_approval_rules(cls, documents):
+        """Return for each document the values its rules test (see
+        get_approval_values) and the rule that applies to it or None"""
+        Rule = Pool().get('hrp.approval.rule')
+        values = [d.get_approval_values() for d in documents]
+        return list(zip(values, Rule.find_many(cls.__name__, values)))
+
+    @classmethod
+    def request_approval(cls, documents, rules=None):
         """Start the approval of the documents; documents no rule applies to
-        are granted at once"""
+        are granted at once.  rules: what find_approval_rules returned for
+        the documents, when the caller already asked"""
         pool = Pool()
-        Rule = pool.get('hrp.approval.rule')
         Task = pool.get('hrp.approval.task')
         user_id = Transaction().user
         Task.cancel_pending(documents)
         tasks, granted = [], []
-        for document in documents:
-            values = document.get_approval_values()
-            rule = Rule.find(cls.__name__, values)
+        if rules is None:
+            rules = cls.find_approval_rules(documents)
+        for document, (values, rule) in zip(documents, rules):
             document.approval_rule = rule
             document.approval_requester = user_id
             document.rejection_reason = None

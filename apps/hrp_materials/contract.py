@@ -332,7 +332,19 @@ class Contract(Workflow, ModelSQL, ModelView):
     def find_line(cls, party, product, date, quantity=None, unit=None,
             company=None):
         """Return the line of an active contract of the supplier party for
-        product valid at date, or None.
+        product valid at date, or None (see find_lines)"""
+        if not party:
+            return None
+        line, = cls.find_lines(
+            [(party, product, quantity, unit)], date, company=company)
+        return line
+
+    @classmethod
+    def find_lines(cls, keys, date, company=None):
+        """Return, for each (party, product, quantity, unit) of keys, the
+        line of an active contract of the supplier party (of any supplier
+        when party is None) for product valid at date, or None; one search
+        for all keys.
 
         The contract that started last comes first; with a quantity (in
         unit, by default the line's unit) a line whose quantity ceiling can
@@ -341,39 +353,66 @@ class Contract(Workflow, ModelSQL, ModelView):
         pool = Pool()
         Line = pool.get('hrp.contract.line')
         Uom = pool.get('product.uom')
-        if not party or not product or not date:
-            return None
+        found = [None] * len(keys)
+        products = {int(k[1]) for k in keys if k[1]}
+        if not products or not date:
+            return found
         if company is None:
             company = Transaction().context.get('company')
         domain = [
             ('contract.state', '=', 'active'),
-            ('contract.supplier', '=', int(party)),
             ('contract.start_date', '<=', date),
             ('contract.end_date', '>=', date),
-            ('product', '=', int(product)),
+            ('product', 'in', sorted(products)),
             ]
+        parties = {int(k[0]) for k in keys if k[0]}
+        if parties and all(k[0] for k in keys if k[1]):
+            domain.append(('contract.supplier', 'in', sorted(parties)))
         if company is not None:
             domain.append(('contract.company', '=', int(company)))
         with without_check_access():
-            lines = Line.search(domain, order=[
+            lines = Line.search_read(domain, order=[
                     ('contract.start_date', 'DESC'),
                     ('contract.id', 'DESC'),
                     ('id', 'ASC'),
-                    ])
-            if not lines:
-                return None
-            if quantity is not None:
-                for line in lines:
-                    if line.quantity_ceiling is None:
-                        return Line(line.id)
-                    qty = quantity
-                    if unit is not None and unit != line.unit:
-                        qty = Uom.compute_qty(
-                            unit, quantity, line.unit, round=False)
-                    if (line.ordered_quantity or 0) + qty <= (
-                            line.quantity_ceiling):
-                        return Line(line.id)
-        return Line(lines[0].id)
+                    ], fields_names=[
+                    'product', 'contract.supplier', 'unit',
+                    'quantity_ceiling'])
+            ceilings = [l['id'] for l in lines
+                if l['quantity_ceiling'] is not None]
+            ordered = {}
+            if ceilings and any(k[2] is not None for k in keys):
+                ordered = {l['id']: l['ordered_quantity'] or 0
+                    for l in Line.read(ceilings, ['ordered_quantity'])}
+        candidates = defaultdict(list)
+        for line in lines:
+            candidates[line['product']].append(line)
+        for i, (party, product, quantity, unit) in enumerate(keys):
+            if not product:
+                continue
+            matching = [l for l in candidates[int(product)]
+                if party is None
+                or l['contract.']['supplier'] == int(party)]
+            if not matching:
+                continue
+            found[i] = matching[0]
+            if quantity is None:
+                continue
+            for line in matching:
+                if line['quantity_ceiling'] is None:
+                    found[i] = line
+                    break
+                qty = quantity
+                if unit is not None and int(unit) != line['unit']:
+                    qty = Uom.compute_qty(
+                        unit, quantity, Uom(line['unit']), round=False)
+                if ordered[line['id']] + qty <= line['quantity_ceiling']:
+                    found[i] = line
+                    break
+        # Records read outside without_check_access, as the caller reads
+        records = {l.id: l for l in Line.browse(
+                sorted({l['id'] for l in found if l}))}
+        return [records[l['id']] if l else None for l in found]
 
 
 class ContractLine(ModelSQL, ModelView):

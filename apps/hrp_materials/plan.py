@@ -15,9 +15,10 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from sql import Column
+from sql import Column, Values
 from sql.functions import CurrentTimestamp
 
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
 from trytond.modules.currency.fields import Monetary
@@ -29,6 +30,7 @@ from trytond.transaction import Transaction, without_check_access
 
 from .approval import ApprovalWorkflowMixin
 from .exceptions import PurchasePlanError
+from .purchase import check_qualification
 
 STATES = [
     ('draft', "Draft"),
@@ -42,38 +44,47 @@ STATES = [
 DRAFT = {'readonly': Eval('state') != 'draft'}
 
 
-def update_requests(changes):
-    """Write each (requests, values) of changes on the purchase requests
-    in SQL, recording who and when.
+def write_links(model, values, ids=(), links=None):
+    """Write values on the records ids of model in SQL, recording who and
+    when; with links, a (field, {record id: target id}) pair, write values
+    and each record's field on the records of links instead.
 
-    A plan links a thousand requests to their lines and purchase lines at
-    once: the values are the plan's own links (and the state Tryton derives
-    from them), so Tryton's validation of every request, which computes
-    their function fields over the whole list, is skipped."""
-    pool = Pool()
-    Request = pool.get('purchase.request')
+    A plan links a thousand requests and hundreds of lines each to its own
+    line or purchase line at once: the values are the plan's own links (and
+    the state Tryton derives from them), so Tryton's write of each record in
+    turn, validating each and computing the function fields of the whole
+    list, is skipped, and the links are written by one statement."""
+    Model = Pool().get(model)
     transaction = Transaction()
-    table = Request.__table__()
+    table = Model.__table__()
     cursor = transaction.connection.cursor()
-    now = CurrentTimestamp()
-    for requests, values in changes:
-        if not requests:
-            continue
-        columns = [Column(table, name) for name in values]
-        for sub_ids in grouped_slice([r.id for r in requests]):
+    columns = [Column(table, name) for name in values] + [
+        table.write_uid, table.write_date]
+    constants = list(values.values()) + [
+        transaction.user, CurrentTimestamp()]
+    if links:
+        field, targets = links
+        ids = sorted(targets)
+        for sub_ids in grouped_slice(
+                ids, (backend.MAX_QUERY_PARAMS - len(constants)) // 2):
+            rows = Values([[i, targets[i]] for i in sub_ids])
             cursor.execute(*table.update(
-                    columns + [table.write_uid, table.write_date],
-                    list(values.values()) + [transaction.user, now],
+                    [Column(table, field)] + columns,
+                    [rows.column2] + constants,
+                    from_=[rows], where=table.id == rows.column1))
+    else:
+        for sub_ids in grouped_slice(
+                ids, backend.MAX_QUERY_PARAMS - len(constants)):
+            cursor.execute(*table.update(
+                    columns, constants,
                     where=reduce_ids(table.id, sub_ids)))
-    # Forget the cached values as Tryton's write does
+    # Forget the cached values as Tryton's write does (the records' own
+    # caches are dropped when the counter changes)
     transaction.counter += 1
-    for requests, _ in changes:
-        for request in requests:
-            request._local_cache.pop(request.id, None)
-        for cache in transaction.cache.values():
-            if Request.__name__ in cache:
-                for request in requests:
-                    cache[Request.__name__].pop(request.id, None)
+    for cache in transaction.cache.values():
+        if model in cache:
+            for id_ in ids:
+                cache[model].pop(id_, None)
 
 
 class Configuration(metaclass=PoolMeta):
@@ -267,79 +278,95 @@ class Plan(ApprovalWorkflowMixin, Workflow, ModelSQL, ModelView):
         with without_check_access():
             old = [l for p in plans for l in p.lines]
             if old:
-                Request.write(
-                    [r for l in old for r in l.requests],
-                    {'hrp_plan_line': None})
+                write_links('purchase.request', {'hrp_plan_line': None},
+                    ids=[r.id for l in old for r in l.requests])
                 Line.delete(old)
             lines, links = [], []
             for plan in plans:
-                requests = Request.search(
-                    plan._request_domain(), order=[('id', 'ASC')])
-                for line, line_requests in plan._lines_for(requests):
+                requests = Request.search_read(
+                    plan._request_domain(), order=[('id', 'ASC')],
+                    fields_names=[
+                        'product', 'party', 'warehouse', 'unit', 'quantity',
+                        'purchase_date'])
+                for line, request_ids in plan._lines_for(requests):
                     lines.append(line)
-                    links.append(line_requests)
+                    links.append(request_ids)
             Line.save(lines)
-            update_requests([
-                    (line_requests, {'hrp_plan_line': line.id})
-                    for line, line_requests in zip(lines, links)])
+            write_links('purchase.request', {}, links=('hrp_plan_line', {
+                        i: line.id
+                        for line, request_ids in zip(lines, links)
+                        for i in request_ids}))
         cls.write(plans, {
                 'collected_by': Transaction().user,
                 'collected_at': dt.datetime.now(),
                 })
 
     def _lines_for(self, requests):
-        "Yield (line, requests) grouping requests by supplier and material"
+        """Return [(line, request ids)] grouping the requests (as read) by
+        supplier, material and warehouse, the lines priced"""
         pool = Pool()
         Line = pool.get('hrp.purchase.plan.line')
+        Product = pool.get('product.product')
         Uom = pool.get('product.uom')
-        groups = defaultdict(list)
-        suppliers = {}
-        for request in requests:
-            product = request.product
-            if request.party:
-                supplier = request.party
-            else:
-                if product not in suppliers:
-                    suppliers[product] = self._find_supplier(
-                        product, request.purchase_date)
-                supplier = suppliers[product]
-            groups[supplier, product, request.warehouse].append(request)
-        for (supplier, product, warehouse), grouped in groups.items():
-            unit = product.purchase_uom or product.default_uom
-            quantity = sum(
-                Uom.compute_qty(r.unit, r.quantity, unit, round=False)
-                for r in grouped)
-            quantity = unit.ceil(quantity)
-            line = Line(
-                plan=self, supplier=supplier, product=product,
-                warehouse=warehouse, unit=unit, quantity=quantity,
-                requested_quantity=quantity)
-            line.unit_price = line.compute_unit_price()
-            yield line, grouped
-
-    def _find_supplier(self, product, date):
-        "The supplier of the active contract covering product, else Tryton's"
-        pool = Pool()
-        Request = pool.get('purchase.request')
         Date = pool.get('ir.date')
-        date = date or Date.today()
-        try:
-            ContractLine = pool.get('hrp.contract.line')
-        except KeyError:
-            ContractLine = None
-        if ContractLine is not None:
-            lines = ContractLine.search([
-                    ('product', '=', product.id),
-                    ('contract.company', '=', self.company.id),
-                    ('contract.state', '=', 'active'),
-                    ('contract.start_date', '<=', date),
-                    ('contract.end_date', '>=', date),
-                    ], order=[('contract.start_date', 'DESC')], limit=1)
-            if lines:
-                return lines[0].contract.supplier
         with Transaction().set_context(company=self.company.id):
-            supplier, _ = Request.find_best_supplier(product, date)
-        return supplier
+            today = Date.today()
+        products = {p.id: p for p in Product.browse(
+                sorted({r['product'] for r in requests}))}
+        units = {u.id: u for u in Uom.browse(
+                sorted({r['unit'] for r in requests}))}
+        suppliers = self._find_suppliers({
+                (products[r['product']], r['purchase_date'] or today)
+                for r in requests if not r['party']})
+        groups = defaultdict(list)
+        for request in requests:
+            supplier = request['party'] or suppliers[
+                products[request['product']],
+                request['purchase_date'] or today]
+            groups[supplier, request['product'], request['warehouse']
+                ].append(request)
+        lines, links = [], []
+        for (supplier, product, warehouse), grouped in groups.items():
+            product = products[product]
+            unit = product.purchase_uom or product.default_uom
+            quantity = unit.ceil(sum(
+                    Uom.compute_qty(units[r['unit']], r['quantity'], unit,
+                        round=False)
+                    for r in grouped))
+            lines.append(Line(
+                    plan=self, supplier=supplier, product=product,
+                    warehouse=warehouse, unit=unit, quantity=quantity,
+                    requested_quantity=quantity))
+            links.append([r['id'] for r in grouped])
+        for line, price in zip(lines, Line.compute_unit_prices(lines)):
+            line.unit_price = price
+        return list(zip(lines, links))
+
+    def _find_suppliers(self, keys):
+        """Return {(product, date): supplier id or None}: the supplier of
+        the active contract covering the material at date, else Tryton's
+        best supplier"""
+        pool = Pool()
+        Contract = pool.get('hrp.contract')
+        Request = pool.get('purchase.request')
+        keys = sorted(keys, key=lambda k: (k[0].id, k[1]))
+        by_date = defaultdict(list)
+        for key in keys:
+            by_date[key[1]].append(key)
+        suppliers = {}
+        for date, date_keys in by_date.items():
+            contract_lines = Contract.find_lines(
+                [(None, product, None, None) for product, _ in date_keys],
+                date, company=self.company)
+            for key, contract_line in zip(date_keys, contract_lines):
+                if contract_line:
+                    suppliers[key] = contract_line.contract.supplier.id
+        with Transaction().set_context(company=self.company.id):
+            for product, date in keys:
+                if (product, date) not in suppliers:
+                    supplier, _ = Request.find_best_supplier(product, date)
+                    suppliers[product, date] = supplier.id if supplier else None
+        return suppliers
 
     @classmethod
     def check_submit(cls, plans):
@@ -381,11 +408,12 @@ class Plan(ApprovalWorkflowMixin, Workflow, ModelSQL, ModelView):
             for plan in plans:
                 with Transaction().set_context(company=plan.company.id):
                     today = Date.today()
+                # Qualifications were checked at submit and are checked
+                # again when the purchases are quoted
                 for line in plan.lines:
                     if not line.quantity:
                         dropped.append(line)
                         continue
-                    line.check_orderable()
                     key = (plan.company, line.supplier, line.warehouse)
                     if key not in purchases:
                         purchase = Purchase(
@@ -401,35 +429,45 @@ class Plan(ApprovalWorkflowMixin, Workflow, ModelSQL, ModelView):
                         purchases[key] = purchase
                     purchase = purchases[key]
                     pline = line._purchase_line(purchase)
+                    # The price the plan was approved with
+                    pline.unit_price = line.unit_price
                     pline.taxes = pline.compute_taxes(purchase.party)
                     plines.append((line, pline))
+            # Linked to their contract lines as quoting does, so that it
+            # finds nothing to change
+            for (_, pline), contract_line in zip(plines,
+                    PurchaseLine.find_contract_lines([p for _, p in plines])):
+                pline.hrp_contract_line = contract_line
+                if contract_line:
+                    pline.unit_price = contract_line.price_for(pline.unit)
             Purchase.save(list(purchases.values()))
             PurchaseLine.save([p for _, p in plines])
-            for line, pline in plines:
-                line.purchase_line = pline
-            Pool().get('hrp.purchase.plan.line').save([l for l, _ in plines])
-            # One write links the requests to their lines and marks them
-            # purchased (what Request.set_purchased does, without writing
-            # each request twice)
+            write_links('hrp.purchase.plan.line', {}, links=('purchase_line', {
+                        line.id: pline.id for line, pline in plines}))
+            # One write links the requests to their purchase lines and marks
+            # them purchased (what Request.set_purchased does, without
+            # writing each request twice)
             employee = pool.get('res.user')(user_id).employee
-            to_write = []
+            purchased = defaultdict(dict)
             for line, pline in plines:
-                values = {'purchase_line': pline.id, 'state': 'purchased'}
-                if employee and employee.company == line.plan.company:
-                    values['purchased_by'] = employee.id
-                to_write.append((list(line.requests), values))
+                by = (employee.id if employee
+                    and employee.company == line.plan.company else None)
+                for request in line.requests:
+                    purchased[by][request.id] = pline.id
+            for by, targets in purchased.items():
+                write_links('purchase.request',
+                    {'state': 'purchased', 'purchased_by': by},
+                    links=('purchase_line', targets))
             for line in dropped:
-                if line.requests:
-                    to_write.append((list(line.requests), {
-                                'state': 'cancelled',
-                                'hrp_cancelled': True,
-                                'hrp_cancelled_by': user_id,
-                                'hrp_cancelled_at': now,
-                                'hrp_cancel_reason': gettext(
-                                    'hrp_materials.msg_plan_line_dropped',
-                                    plan=line.plan.rec_name),
-                                }))
-            update_requests(to_write)
+                write_links('purchase.request', {
+                        'state': 'cancelled',
+                        'hrp_cancelled': True,
+                        'hrp_cancelled_by': user_id,
+                        'hrp_cancelled_at': now,
+                        'hrp_cancel_reason': gettext(
+                            'hrp_materials.msg_plan_line_dropped',
+                            plan=line.plan.rec_name),
+                        }, ids=[r.id for r in line.requests])
             if purchases:
                 Purchase.quote(list(purchases.values()))
         cls.write(plans, {'ordered_by': user_id, 'ordered_at': now})
@@ -549,58 +587,66 @@ class PlanLine(ModelSQL, ModelView):
         'warehouse', '_parent_plan.company')
     def compute_unit_price(self):
         "The unit price the purchase line will take"
-        if not (self.plan and self.supplier and self.product and self.unit):
-            return None
+        price, = self.compute_unit_prices([self])
+        return price
+
+    @classmethod
+    def compute_unit_prices(cls, lines):
+        """Return the unit price the purchase line of each line will take,
+        priced by the purchase line's own rules (the contract, else the
+        supplier's prices) on a purchase of the plan's day"""
         pool = Pool()
         Purchase = pool.get('purchase.purchase')
+        PurchaseLine = pool.get('purchase.line')
         Date = pool.get('ir.date')
-        company = self.plan.company
-        with Transaction().set_context(company=company.id):
-            today = Date.today()
-        purchase = Purchase(
-            company=company, party=self.supplier, currency=company.currency,
-            purchase_date=today, warehouse=self.warehouse)
-        line = self._purchase_line(purchase)
-        return line.unit_price
+        purchases, plines, indexes = {}, [], []
+        for i, line in enumerate(lines):
+            if not (line.plan and line.supplier and line.product
+                    and line.unit):
+                continue
+            company = line.plan.company
+            key = (company, line.supplier, line.warehouse)
+            if key not in purchases:
+                with Transaction().set_context(company=company.id):
+                    today = Date.today()
+                purchases[key] = Purchase(
+                    company=company, party=line.supplier,
+                    currency=company.currency, purchase_date=today,
+                    warehouse=line.warehouse)
+            plines.append(line._purchase_line(purchases[key]))
+            indexes.append(i)
+        prices = [None] * len(lines)
+        for i, price in zip(indexes, PurchaseLine.compute_unit_prices(plines)):
+            prices[i] = price
+        return prices
 
     def _purchase_line(self, purchase):
-        """Return a purchase line of purchase for the line, priced by the
-        purchase line's own rules (the contract, else the supplier's
-        prices)"""
+        "Return a purchase line of purchase for the line, not priced"
         PurchaseLine = Pool().get('purchase.line')
-        line = PurchaseLine(
+        return PurchaseLine(
             purchase=purchase, type='line', product=self.product,
             unit=self.unit, quantity=self.quantity or 0, taxes=[])
-        line.unit_price = line.compute_unit_price()
-        if line.unit_price is None:
-            line.unit_price = round_price(Decimal(0))
-        return line
 
     def check_orderable(self):
-        "Raise if the line cannot be ordered: no supplier, not qualified"
+        """Raise if the line cannot be ordered: no supplier, one that may
+        not deliver the material (the purchases' qualification gate), or no
+        price (neither a contract nor the supplier's prices nor a cost)"""
         pool = Pool()
         Date = pool.get('ir.date')
-        with Transaction().set_context(company=self.plan.company.id):
-            today = Date.today()
         if not self.supplier:
             raise PurchasePlanError(gettext(
                     'hrp_materials.msg_plan_line_no_supplier',
                     plan=self.plan.rec_name,
                     material=self.product.rec_name))
-        template = self.product.template
-        if not template.registration_valid:
+        with Transaction().set_context(company=self.plan.company.id):
+            today = Date.today()
+        check_qualification(self.supplier, self.product, today)
+        if not self.unit_price:
             raise PurchasePlanError(gettext(
-                    'hrp_materials.msg_plan_line_registration',
+                    'hrp_materials.msg_plan_line_no_price',
                     plan=self.plan.rec_name,
                     material=self.product.rec_name,
-                    number=template.registration_number or '',
-                    expiry=template.registration_expiry))
-        if not self.supplier.is_qualified_for(template, today):
-            raise PurchasePlanError(gettext(
-                    'hrp_materials.msg_plan_line_unqualified',
-                    plan=self.plan.rec_name,
-                    supplier=self.supplier.rec_name,
-                    material=self.product.rec_name))
+                    supplier=self.supplier.rec_name))
 
     @classmethod
     def copy(cls, lines, default=None):

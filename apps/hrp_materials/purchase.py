@@ -27,6 +27,11 @@ from .approval import ApprovalMixin
 from .contract import contract_lines_ordered
 from .exceptions import PurchaseApprovalError, QualificationError
 
+# The fields of a purchase line its contract line is found from
+CONTRACT_LINE_DEPENDS = [
+    'type', 'product', 'quantity', 'unit', 'purchase',
+    '_parent_purchase.party', '_parent_purchase.purchase_date',
+    '_parent_purchase.company', '_parent_purchase.currency']
 # The fields of a quoted purchase's lines that its approval and contract
 # prices depend on
 FROZEN_LINE_FIELDS = {
@@ -107,7 +112,11 @@ class Purchase(ApprovalMixin, metaclass=PoolMeta):
             'categories': {c for l in lines
                 for c in l.product.categories_all},
             'high_value': any(l.product.high_value for l in lines),
-            'amount': self.untaxed_amount,
+            # The untaxed amount, from the lines at hand
+            'amount': sum(
+                (self.currency.round(
+                        Decimal(str(l.quantity or 0)) * (l.unit_price or 0))
+                    for l in self.line_lines), Decimal(0)),
             'urgency': 'normal',
             'outside_contract': bool(self.outside_contract_lines()),
             }
@@ -124,64 +133,64 @@ class Purchase(ApprovalMixin, metaclass=PoolMeta):
     @classmethod
     def apply_contracts(cls, purchases):
         """Link the lines to their contract lines and set the contract
-        prices, without saving them: return the lines"""
-        lines = []
-        for purchase in purchases:
-            for line in purchase.line_lines:
-                contract_line = line.find_contract_line()
+        prices, without saving them: return the lines changed"""
+        Line = Pool().get('purchase.line')
+        lines = [l for p in purchases for l in p.line_lines]
+        changed = []
+        for line, contract_line in zip(
+                lines, Line.find_contract_lines(lines)):
+            price = (contract_line.price_for(line.unit) if contract_line
+                else line.unit_price)
+            if (line.hrp_contract_line != contract_line
+                    or line.unit_price != price):
                 line.hrp_contract_line = contract_line
-                if contract_line:
-                    line.unit_price = contract_line.price_for(line.unit)
-                lines.append(line)
-        return lines
+                line.unit_price = price
+                changed.append(line)
+        return changed
 
     @classmethod
     @ModelView.button
     @Workflow.transition('quotation')
     def quote(cls, purchases):
         Line = Pool().get('purchase.line')
-        # Everything is checked before anything is written
         cls.check_qualification(purchases)
-        lines = cls.apply_contracts(purchases)
-        cls._check_outside_contract_rule(purchases)
-        Line.save(lines)
+        Line.save(cls.apply_contracts(purchases))
+        # Refuses a purchase outside contract no rule approves before it is
+        # quoted
+        rules = cls.find_approval_rules(purchases)
         super().quote(purchases)
-        # The rules were just checked
-        with Transaction().set_context(_hrp_outside_contract_checked=True):
-            cls.request_approval(cls.browse([p.id for p in purchases]))
+        cls.request_approval(cls.browse([p.id for p in purchases]), rules)
 
     @classmethod
-    def request_approval(cls, purchases):
-        if not Transaction().context.get('_hrp_outside_contract_checked'):
-            cls._check_outside_contract_rule(purchases)
-        super().request_approval(purchases)
-
-    @classmethod
-    def _check_outside_contract_rule(cls, purchases):
+    def find_approval_rules(cls, purchases):
         """Refuse purchases outside contract no rule applies to, creating
         first the company's default rule when it has none"""
         pool = Pool()
         Rule = pool.get('hrp.approval.rule')
-        for purchase in purchases:
-            values = purchase.get_approval_values()
-            if not values['outside_contract']:
-                continue
-            if Rule.find(cls.__name__, values):
-                continue
+        result = super().find_approval_rules(purchases)
+        missing = [i for i, (values, rule) in enumerate(result)
+            if not rule and values['outside_contract']]
+        if not missing:
+            return result
+        for company in {purchases[i].company for i in missing}:
             with without_check_access(), Transaction().set_context(
                     active_test=False):
                 exists = Rule.search([
                         ('document', '=', cls.__name__),
-                        ('company', '=', purchase.company.id),
+                        ('company', '=', company.id),
                         ('outside_contract', '=', True),
                         ], limit=1)
             if not exists:
-                cls._create_outside_contract_rule(purchase.company)
-                if Rule.find(cls.__name__, values):
-                    continue
-            raise PurchaseApprovalError(gettext(
-                    'hrp_materials.msg_purchase_outside_contract_no_rule',
-                    purchase=purchase.rec_name))
+                cls._create_outside_contract_rule(company)
+        rules = Rule.find_many(
+            cls.__name__, [result[i][0] for i in missing])
+        for i, rule in zip(missing, rules):
+            if not rule:
+                raise PurchaseApprovalError(gettext(
+                        'hrp_materials.msg_purchase_outside_contract_no_rule',
+                        purchase=purchases[i].rec_name))
+            result[i] = (result[i][0], rule)
+        return result
 
     @classmethod
     def _create_outside_contract_rule(cls, company):
@@ -373,40 +382,61 @@ class PurchaseLine(metaclass=PoolMeta):
             | Bool(Eval('hrp_contract_line')))
         cls.unit_price.depends |= {'hrp_contract_line'}
 
-    @fields.depends(
-        'type', 'product', 'quantity', 'unit', 'purchase',
-        '_parent_purchase.party', '_parent_purchase.purchase_date',
-        '_parent_purchase.company', '_parent_purchase.currency')
+    @fields.depends(*CONTRACT_LINE_DEPENDS)
     def find_contract_line(self):
         "Return the contract line that applies to the line or None"
+        line, = self.find_contract_lines([self])
+        return line
+
+    @classmethod
+    def find_contract_lines(cls, lines):
+        """Return the contract line that applies to each line or None, with
+        one search per company and purchase date"""
         pool = Pool()
         Contract = pool.get('hrp.contract')
         Date = pool.get('ir.date')
-        purchase = self.purchase
-        if (self.type != 'line' or not self.product or not purchase
-                or not purchase.party or not purchase.company):
-            return None
-        if purchase.currency != purchase.company.currency:
-            return None
-        date = purchase.purchase_date
-        if not date:
-            with Transaction().set_context(company=purchase.company.id):
-                date = Date.today()
-        return Contract.find_line(
-            purchase.party, self.product, date,
-            quantity=abs(self.quantity) if self.quantity else None,
-            unit=self.unit, company=purchase.company)
+        found = [None] * len(lines)
+        groups = defaultdict(list)
+        for i, line in enumerate(lines):
+            purchase = line.purchase
+            if (line.type != 'line' or not line.product or not purchase
+                    or not purchase.party or not purchase.company
+                    or purchase.currency != purchase.company.currency):
+                continue
+            date = purchase.purchase_date
+            if not date:
+                with Transaction().set_context(company=purchase.company.id):
+                    date = Date.today()
+            groups[purchase.company.id, date].append(i)
+        for (company, date), indexes in groups.items():
+            keys = [(lines[i].purchase.party, lines[i].product,
+                    abs(lines[i].quantity) if lines[i].quantity else None,
+                    lines[i].unit) for i in indexes]
+            for i, contract_line in zip(indexes, Contract.find_lines(
+                        keys, date, company=company)):
+                found[i] = contract_line
+        return found
 
-    @fields.depends('hrp_contract_line', methods=['find_contract_line'])
+    @fields.depends('hrp_contract_line', *CONTRACT_LINE_DEPENDS)
     def compute_unit_price(self):
         # Also links the line to its contract line: every change that
         # prices the line again (product, quantity, unit) finds it again
-        contract_line = self.find_contract_line()
-        self.hrp_contract_line = contract_line
-        if contract_line:
-            unit = self.unit or self.product.purchase_uom
-            return contract_line.price_for(unit)
-        return super().compute_unit_price()
+        price, = self.compute_unit_prices([self])
+        return price
+
+    @classmethod
+    def compute_unit_prices(cls, lines):
+        """Return the unit price of each line, linking it to the contract
+        line that applies: the contract price, else Tryton's price"""
+        prices = []
+        for line, contract_line in zip(lines, cls.find_contract_lines(lines)):
+            line.hrp_contract_line = contract_line
+            if contract_line:
+                prices.append(contract_line.price_for(
+                        line.unit or line.product.purchase_uom))
+            else:
+                prices.append(super(PurchaseLine, line).compute_unit_price())
+        return prices
 
     @classmethod
     def check_modification(cls, mode, lines, values=None, external=False):

@@ -30,6 +30,7 @@ from trytond.transaction import Transaction, without_check_access
 
 from .configuration import get_configuration
 from .exceptions import ConfigurationValidationError, ReceiptError
+from .purchase import check_qualification
 from .mixin import IssueUnitMixin
 
 STATES = [
@@ -889,40 +890,13 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
                         material=material, lot=lot_name,
                         expiry=_format_date(self.expiry),
                         days=left, minimum=minimum))
-        if not template.registration_valid:
-            raise ReceiptError(gettext(
-                    'hrp_materials.msg_receipt_registration_expired',
-                    material=material,
-                    number=template.registration_number or '',
-                    expiry=_format_date(template.registration_expiry)))
-        self.check_supplier(receipt, today)
+        # The qualification gate of purchases: certificate and licences
+        check_qualification(receipt.purchase.party, self.product, today)
         if self.serial:
             self.check_serial(lines)
         self.check_quantity(receipt, lines)
         if final:
             self.check_destination(receipt)
-
-    def check_supplier(self, receipt, today):
-        "The supplier's licences are valid and it may deliver the material"
-        supplier = receipt.purchase.party
-        material = self.product.rec_name
-        for licence in supplier.hrp_licences:
-            if not licence.is_valid(today):
-                raise ReceiptError(gettext(
-                        'hrp_materials.msg_receipt_licence_expired',
-                        supplier=supplier.rec_name,
-                        licence=licence.rec_name,
-                        expiry=_format_date(licence.expiry),
-                        material=material))
-        if not any(l.type == 'device_trading'
-                for l in supplier.valid_licences(today)):
-            raise ReceiptError(gettext(
-                    'hrp_materials.msg_receipt_licence_missing',
-                    supplier=supplier.rec_name, material=material))
-        if not supplier.is_qualified_for(self.product.template, today):
-            raise ReceiptError(gettext(
-                    'hrp_materials.msg_receipt_not_authorised',
-                    supplier=supplier.rec_name, material=material))
 
     def check_serial(self, lines):
         "The serial number was neither received before nor scanned twice"

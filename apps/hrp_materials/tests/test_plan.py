@@ -316,8 +316,9 @@ class PurchasePlanTestCase(unittest.TestCase):
 
     @with_transaction()
     def test_plan_checks(self):
-        """No supplier, an unqualified supplier, an expired certificate:
-        the plan is not submitted; a cancelled plan releases its requests"""
+        """No supplier, an unqualified supplier, an expired certificate, no
+        price: the plan is not submitted; a cancelled plan releases its
+        requests"""
         pool = Pool()
         Plan = pool.get('hrp.purchase.plan')
         Date = pool.get('ir.date')
@@ -331,7 +332,7 @@ class PurchasePlanTestCase(unittest.TestCase):
             # a supplier whose scope lacks the swab
             line.supplier = proc.meditech
             line.save()
-            with self.assertRaisesRegex(UserError, "not qualified"):
+            with self.assertRaisesRegex(UserError, "not authorised"):
                 proc.act(proc.officer, 'submit', [plan])
             self.assertEqual(Plan(plan.id).state, 'draft')
             line.supplier = None
@@ -344,7 +345,7 @@ class PurchasePlanTestCase(unittest.TestCase):
             licence, = proc.acme.hrp_licences
             licence.expiry = today - dt.timedelta(days=1)
             licence.save()
-            with self.assertRaisesRegex(UserError, "not qualified"):
+            with self.assertRaisesRegex(UserError, "licence .* expired on"):
                 proc.act(proc.officer, 'submit', [plan])
             licence.expiry = today + dt.timedelta(days=100)
             licence.save()
@@ -361,9 +362,25 @@ class PurchasePlanTestCase(unittest.TestCase):
                     [today - dt.timedelta(days=1)],
                     where=table.id == template.id))
             Transaction().cache.clear()
-            with self.assertRaisesRegex(UserError, "registration"):
+            with self.assertRaisesRegex(
+                    UserError, "registration certificate .*国械注准20193140001"):
                 proc.act(proc.officer, 'submit', [plan])
             self.assertEqual(Plan(plan.id).state, 'draft')
+
+            # a material with neither a price from its supplier nor a cost
+            gauze_t = create_material("医用纱布", gtin=None, cost=Decimal(0))
+            pool.get('party.party').write([proc.acme], {
+                    'hrp_authorised_materials': [('add', [gauze_t.id])]})
+            gauze = purchasable(gauze_t)
+            proc.new_request(gauze, 5, supplier=proc.acme)
+            unpriced = proc.plan()
+            proc.act(proc.officer, 'collect', [unpriced])
+            line, = Plan(unpriced.id).lines
+            self.assertFalse(line.unit_price)
+            with self.assertRaisesRegex(UserError, "医用纱布.* has no price"):
+                proc.act(proc.officer, 'submit', [unpriced])
+            self.assertEqual(Plan(unpriced.id).state, 'draft')
+            proc.act(proc.officer, 'do_cancel', [unpriced], "无价格")
 
             proc.act(proc.officer, 'do_cancel', [plan], "计划取消")
             plan = Plan(plan.id)
@@ -371,5 +388,6 @@ class PurchasePlanTestCase(unittest.TestCase):
             self.assertEqual(plan.cancelled_by, proc.officer)
             plan2 = proc.plan()
             proc.act(proc.officer, 'collect', [plan2])
-            self.assertEqual(len(Plan(plan2.id).lines), 1)
+            self.assertEqual(
+                {l.product for l in Plan(plan2.id).lines}, {proc.swab, gauze})
 
