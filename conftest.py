@@ -10,6 +10,7 @@ reuses a stale database.  PostgreSQL: set ``HRP_TEST_DB_URI`` to a
 Scenario doctests (``apps/*/tests/scenario_*.rst``) are collected as pytest
 items and run with trytond's doctest set-up, checker and options."""
 import doctest
+import functools
 import io
 import os
 import pathlib
@@ -17,7 +18,8 @@ import unittest
 
 import pytest
 
-from hrp.site import modules_fingerprint, pg_test_template
+from hrp.site import (
+    modules_fingerprint, pg_test_template, test_template_name)
 
 ROOT = pathlib.Path(__file__).resolve().parent
 
@@ -63,6 +65,12 @@ def _pg_cache_file(path, name):
     return pg_test_template(os.environ['DB_CACHE'], name, FINGERPRINT)
 
 
+def _sqlite_cache_file(path, name, _cache_file=None):
+    """The cached database of name, shared by the module lists that
+    activate the same modules (see hrp.site.test_template_name)"""
+    return _cache_file(path, test_template_name(name))
+
+
 def _drop_pg_leftovers():
     """Drop the template databases of other sources and the databases of
     test runs that are no longer alive; the templates of these sources and
@@ -96,10 +104,13 @@ def _alive(pid):
 
 
 def pytest_sessionstart(session):
+    from trytond.tests import test_tryton
     if os.environ['TRYTOND_DATABASE_URI'].startswith('postgresql'):
-        from trytond.tests import test_tryton
         test_tryton._db_cache_file = _pg_cache_file
         _drop_pg_leftovers()
+    else:
+        test_tryton._db_cache_file = functools.partial(
+            _sqlite_cache_file, _cache_file=test_tryton._db_cache_file)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -313,15 +313,39 @@ def modules_fingerprint(modules=None, with_tests=False):
     return digest.hexdigest()
 
 
+def activated_modules(modules):
+    "The modules activating modules activates: them and their dependencies"
+    from trytond.modules import get_module_info
+    activated, todo = set(), list(modules)
+    while todo:
+        module = todo.pop()
+        if module not in activated:
+            activated.add(module)
+            todo.extend((get_module_info(module) or {}).get('depends', []))
+    return activated
+
+
+def test_template_name(name):
+    """The name of the template database trytond's tests keep for name: a
+    module list joined by "-", then "--" and the language or the set-up
+    functions of a scenario.  The list is replaced by every module it
+    activates, so that the tests activating the same modules (hrp_equipment
+    alone, or with the two modules it depends on) share one template"""
+    modules, separator, rest = name.partition('--')
+    return '-'.join(sorted(activated_modules(modules.split('-')))) + (
+        separator + rest)
+
+
 def pg_test_template(cache_uri, name, fingerprint=None):
-    """The PostgreSQL template database trytond's tests keep for the module
-    list name under cache_uri (DB_CACHE): test-<fingerprint>-<hash of name>,
-    at most 63 characters, the fingerprint (by default that of the modules'
-    sources with their tests) keeping a change to a module from reusing a
-    stale template"""
+    """The PostgreSQL template database trytond's tests keep for name (see
+    test_template_name) under cache_uri (DB_CACHE):
+    test-<fingerprint>-<hash of the template name>, at most 63 characters,
+    the fingerprint (by default that of the modules' sources with their
+    tests) keeping a change to a module from reusing a stale template"""
     if fingerprint is None:
         fingerprint = modules_fingerprint(with_tests=True)[:16]
-    hash_name = hashlib.shake_128(name.encode('utf8')).hexdigest(20)
+    hash_name = hashlib.shake_128(
+        test_template_name(name).encode('utf8')).hexdigest(20)
     return f"{cache_uri}/test-{fingerprint}-{hash_name}"
 
 
