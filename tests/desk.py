@@ -25,6 +25,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / 'test-artifacts'
 SITE = 'browser-test'
+DESK_LANGUAGE = 'zh_CN'
 CHROMIUM = '/usr/bin/chromium'
 HRP = [sys.executable, '-m', 'hrp']
 
@@ -150,3 +151,107 @@ def approve_pending(desk, users, admin, document, context):
         else:
             pytest.fail(f"no leader of the demo could approve task {task}")
     return tasks
+
+
+def wait_until(predicate, timeout=20, interval=0.3, message=None):
+    "Return the first true value of predicate() or fail after timeout"
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(message or f"timed out waiting for {predicate}")
+        time.sleep(interval)
+
+
+def xml_id(rpc, name):
+    module, fs_id = name.split('.')
+    return rpc('model.ir.model.data.get_id', module, fs_id, {})
+
+
+def menu_path(admin, name):
+    "The labels of the menu entry and its parents, as the desk shows them"
+    menu_id = xml_id(admin, name)
+    path = []
+    while menu_id:
+        menu, = admin('model.ir.ui.menu.read', [menu_id], ['name', 'parent'],
+            {'language': DESK_LANGUAGE})
+        path.insert(0, menu['name'])
+        menu_id = menu['parent']
+    return path
+
+
+def labels(rpc, model, field):
+    "The string of the field and its selection labels in the desk language"
+    definition = rpc(f'model.{model}.fields_get', [field],
+        {'language': DESK_LANGUAGE})[field]
+    selection = {}
+    if definition['type'] == 'selection':
+        selection = dict(definition['selection'])
+    return definition['string'], selection
+
+
+def active_tab(page):
+    return page.locator('#tabs .tab-pane.active')
+
+
+def cell(row, string):
+    "The cell of the list row under the column titled string"
+    return row.locator(f'td[data-title^="{string}"]')
+
+
+def form_selection(tab, name):
+    "The label shown by the selection widget of the form"
+    return tab.locator(f'.form select[name="{name}"]').evaluate(
+        's => s.selectedIndex >= 0 ? s.options[s.selectedIndex].text : ""')
+
+
+def open_menu_entry(page, path):
+    """Open the menu entry at path (the labels of menu_path), expanding
+    its parents: each entry is looked for among the children of its
+    parent, as menus of different parents share labels (Tryton's 采购,
+    Purchase, and the hospital's 物资管理/采购)"""
+    rows = page.locator('#menu tbody tr')
+
+    def entries():
+        "(label, indentation) of the menu rows"
+        return rows.evaluate_all("""trs => trs.map(tr => {
+            const label = tr.querySelector('div.column-char');
+            const icon = tr.querySelector('.expander img');
+            return [label ? label.title : null,
+                icon ? parseFloat(icon.style.marginLeft) || 0 : 0];
+            })""")
+
+    def children(index):
+        "The (index, label) of the entries right under the row at index"
+        listing = entries()
+        depth = listing[index][1]
+        below = []
+        for i in range(index + 1, len(listing)):
+            if listing[i][1] <= depth:
+                break
+            below.append((i, listing[i]))
+        if not below:
+            return []
+        child_depth = min(d for _, (_, d) in below)
+        return [(i, label) for i, (label, d) in below if d == child_depth]
+
+    wait_until(lambda: path[0] in [label for label, _ in entries()],
+        message=f"the menu has no {path[0]}")
+    index = [label for label, _ in entries()].index(path[0])
+    for name in path[1:]:
+        if not children(index):
+            rows.nth(index).locator('.expander').click()
+            wait_until(lambda: children(index),
+                message=f"the menu {path} does not expand")
+        index = next(i for i, label in children(index) if label == name)
+    rows.nth(index).locator('div.column-char').click()
+
+
+def new_page(chromium):
+    page = chromium.new_page(locale='zh-CN',
+        viewport={'width': 1280, 'height': 1000})
+    errors = []
+    page.on('pageerror', lambda error: errors.append(str(error)))
+    return page, errors

@@ -26,11 +26,10 @@ import uuid
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.desk import ARTIFACTS, Rpc, approve_pending, login
+from tests.desk import (
+    ARTIFACTS, Rpc, active_tab, approve_pending, cell, form_selection, labels,
+    login, menu_path, new_page, open_menu_entry, wait_until, xml_id)
 from tests.test_browser_receiving import date, pick_material
-from tests.test_browser_requisition import (
-    active_tab, cell, form_selection, labels, menu_path, new_page,
-    wait_until, xml_id)
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_db]
 
@@ -52,48 +51,6 @@ def number(text):
     found = re.search(r'-?\d[\d,]*(\.\d+)?', text)
     assert found, f"no number in {text!r}"
     return float(found.group(0).replace(',', ''))
-
-
-def open_menu_entry(page, path):
-    """Open the menu entry at path, expanding its parents: unlike the
-    helper of the requisition test it looks for each entry among the
-    children of its parent, as Tryton's 采购 (Purchase) menu and the
-    hospital's 物资管理/采购 share their label"""
-    rows = page.locator('#menu tbody tr')
-
-    def entries():
-        "(label, indentation) of the menu rows"
-        return rows.evaluate_all("""trs => trs.map(tr => {
-            const label = tr.querySelector('div.column-char');
-            const icon = tr.querySelector('.expander img');
-            return [label ? label.title : null,
-                icon ? parseFloat(icon.style.marginLeft) || 0 : 0];
-            })""")
-
-    def children(index):
-        "The (index, label) of the entries right under the row at index"
-        listing = entries()
-        depth = listing[index][1]
-        below = []
-        for i in range(index + 1, len(listing)):
-            if listing[i][1] <= depth:
-                break
-            below.append((i, listing[i]))
-        if not below:
-            return []
-        child_depth = min(d for _, (_, d) in below)
-        return [(i, label) for i, (label, d) in below if d == child_depth]
-
-    wait_until(lambda: path[0] in [label for label, _ in entries()],
-        message=f"the menu has no {path[0]}")
-    index = [label for label, _ in entries()].index(path[0])
-    for name in path[1:]:
-        if not children(index):
-            rows.nth(index).locator('.expander').click()
-            wait_until(lambda: children(index),
-                message=f"the menu {path} does not expand")
-        index = next(i for i, label in children(index) if label == name)
-    rows.nth(index).locator('div.column-char').click()
 
 
 def shown(row, string):
@@ -315,6 +272,7 @@ def test_plan_desk_flow(desk, browser):
                 ) == sum(FIRST_QUANTITIES)
             assert number(cell(row(other).first, flow['quantity'])
                 .inner_text()) == SECOND_QUANTITY
+
             def show_quantity(line_row):
                 """Scroll the list to the quantity of line_row() (right of
                 its visible part); the list may be redrawn meanwhile"""

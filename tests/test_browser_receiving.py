@@ -17,10 +17,9 @@ import time
 
 import pytest
 
-from tests.desk import ARTIFACTS, Rpc, approve_pending, login
-from tests.test_browser_requisition import (
-    active_tab, form_selection, labels, menu_path, new_page,
-    open_menu_entry, wait_until)
+from tests.desk import (
+    ARTIFACTS, Rpc, active_tab, approve_pending, form_selection, labels,
+    login, menu_path, new_page, open_menu_entry, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_db]
 

@@ -9,17 +9,17 @@ afterwards deactivates) the approval rule over JSON-RPC, so the demo site
 stays reusable between runs.  Every step is screenshotted into
 ``test-artifacts/requisition-*.png``."""
 import datetime as dt
-import time
 import uuid
 from types import SimpleNamespace
 
 import pytest
 
-from tests.desk import ARTIFACTS, Rpc, login
+from tests.desk import (
+    ARTIFACTS, DESK_LANGUAGE, Rpc, active_tab, cell, form_selection, labels,
+    login, menu_path, new_page, open_menu_entry, wait_until, xml_id)
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_db]
 
-DESK_LANGUAGE = 'zh_CN'
 DEPARTMENT_CODE = 'xnk'
 QUANTITY = 2
 RULE_PREFIX = "浏览器测试 领用审批"
@@ -27,87 +27,9 @@ RULE_PREFIX = "浏览器测试 领用审批"
 CERTIFICATE_MARGIN = dt.timedelta(days=60)
 
 
-def wait_until(predicate, timeout=20, interval=0.3, message=None):
-    "Return the first true value of predicate() or fail after timeout"
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(message or f"timed out waiting for {predicate}")
-        time.sleep(interval)
-
-
-def xml_id(rpc, name):
-    module, fs_id = name.split('.')
-    return rpc('model.ir.model.data.get_id', module, fs_id, {})
-
-
-def menu_path(admin, name):
-    "The labels of the menu entry and its parents, as the desk shows them"
-    menu_id = xml_id(admin, name)
-    path = []
-    while menu_id:
-        menu, = admin('model.ir.ui.menu.read', [menu_id], ['name', 'parent'],
-            {'language': DESK_LANGUAGE})
-        path.insert(0, menu['name'])
-        menu_id = menu['parent']
-    return path
-
-
-def open_menu_entry(page, path):
-    """Open the menu entry at path: expand its parents with their arrows,
-    then click it"""
-    menu = page.locator('#menu')
-
-    def label(name):
-        return page.locator(f'div.column-char[title="{name}"]')
-
-    for name, child in zip(path, path[1:]):
-        if not menu.locator(label(child)).first.is_visible():
-            menu.locator('tr', has=label(name)).first.locator(
-                '.expander').click()
-        menu.locator(label(child)).first.wait_for()
-    menu.locator(label(path[-1])).first.click()
-
-
-def labels(rpc, model, field):
-    "The string of the field and its selection labels in the desk language"
-    definition = rpc(f'model.{model}.fields_get', [field],
-        {'language': DESK_LANGUAGE})[field]
-    selection = {}
-    if definition['type'] == 'selection':
-        selection = dict(definition['selection'])
-    return definition['string'], selection
-
-
-def active_tab(page):
-    return page.locator('#tabs .tab-pane.active')
-
-
-def cell(row, string):
-    "The cell of the list row under the column titled string"
-    return row.locator(f'td[data-title^="{string}"]')
-
-
-def form_selection(tab, name):
-    "The label shown by the selection widget of the form"
-    return tab.locator(f'.form select[name="{name}"]').evaluate(
-        's => s.selectedIndex >= 0 ? s.options[s.selectedIndex].text : ""')
-
-
 def screenshot(page, name):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f'requisition-{name}.png'))
-
-
-def new_page(chromium):
-    page = chromium.new_page(locale='zh-CN',
-        viewport={'width': 1280, 'height': 1000})
-    errors = []
-    page.on('pageerror', lambda error: errors.append(str(error)))
-    return page, errors
 
 
 def pick_material(admin, central_store, company):
