@@ -20,6 +20,10 @@ class HISError(UserError):
     "A call to the HIS failed (unknown record, peer down, bad reply)"
 
 
+class HISUnavailableError(HISError):
+    "The HIS did not answer (down, unreachable, timed out)"
+
+
 class OutboxError(UserError):
     "An outbox message cannot be created or changed"
 

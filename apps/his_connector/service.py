@@ -33,7 +33,7 @@ from trytond.pool import Pool
 from trytond.transaction import without_check_access
 
 from . import his, sms
-from .exceptions import HISError, OutboxError
+from .exceptions import HISError, HISUnavailableError, OutboxError
 from .outbox import charge_payload
 
 
@@ -57,7 +57,7 @@ class Service(Model):
         except his.NotFound:
             raise
         except his.PeerUnavailable as exception:
-            raise HISError(gettext(
+            raise HISUnavailableError(gettext(
                     'his_connector.msg_his_unreachable',
                     endpoint=endpoint.rec_name,
                     error=Outbox._error_text(endpoint, exception)))

@@ -92,3 +92,7 @@ class QualificationError(UserError):
 
 class PurchaseApprovalError(UserError):
     "A purchase cannot be quoted or confirmed (contract, approval, ceiling)"
+
+
+class ChargeError(UserError):
+    "A usage registration cannot bill the patient at the HIS"
