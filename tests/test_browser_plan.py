@@ -121,14 +121,18 @@ def park_open_requests(officer, context):
 
 
 def second_material(admin, company, today, product, supplier):
-    """Another purchasable goods material the supplier is authorised for,
-    with a valid certificate"""
+    """Another purchasable goods material the supplier is authorised for
+    and has a price for, with a valid certificate"""
     context = {'company': company}
     party, = admin('model.party.party.read', [supplier['id']],
         ['hrp_authorised_materials'], context)
     products = admin('model.product.product.search_read', [
             ('template', 'in', party['hrp_authorised_materials']),
             ('template', '!=', product['template']),
+            ('template.product_suppliers', 'where', [
+                    ('party', '=', supplier['id']),
+                    ('prices.quantity', '=', 0),
+                    ]),
             ('purchasable', '=', True),
             ('type', '=', 'goods'),
             ], 0, 50, [('id', 'ASC')],
@@ -204,7 +208,7 @@ def test_plan_desk_flow(desk, browser):
                 'request_count', 'collected_by'], context)
 
     def plan():
-        found = created()
+        found = wait_until(created, message="the plan is not saved")
         assert len(found) == 1, found
         return found[0]
 
@@ -244,6 +248,9 @@ def test_plan_desk_flow(desk, browser):
             # requests of today
             assert tab.locator('.form input[name="period_start"]').count()
             description_input.fill(description)
+            # Leaving the field hands its value to the record before the
+            # button saves it
+            description_input.press('Tab')
 
             # Collecting saves the new plan and fills its lines
             tab.locator('.form button[name="collect"]').click()

@@ -41,7 +41,8 @@ def element_string(gtin, expiry, lot):
 def pick_material(admin, company, today):
     """A purchasable lot-tracked material with a GTIN, not serial-tracked
     nor direct-delivery, with a valid certificate, and a supplier qualified
-    for it"""
+    for it that has a price for it (whatever the quantity, under contract
+    or not)"""
     context = {'company': company}
     products = admin('model.product.product.search_read', [
             ('gtin', '!=', None),
@@ -58,6 +59,7 @@ def pick_material(admin, company, today):
             continue
         suppliers = admin('model.party.party.search_read', [
                 ('hrp_authorised_materials', '=', product['template']),
+                ('id', 'in', priced_by(admin, product['template'], context)),
                 ], 0, None, [('id', 'ASC')],
             ['addresses', 'rec_name', 'licence_state'], context)
         suppliers = [s for s in suppliers
@@ -66,6 +68,15 @@ def pick_material(admin, company, today):
             return product, suppliers[0]
     pytest.fail("the demo has no material with a GTIN and a qualified "
         "supplier")
+
+
+def priced_by(admin, template, context):
+    "The ids of the suppliers with a price for the material template"
+    return [s['party'] for s in admin(
+            'model.purchase.product_supplier.search_read', [
+                ('template', '=', template),
+                ('prices.quantity', '=', 0),
+                ], 0, None, None, ['party'], context)]
 
 
 def order(desk, admin, users, company, product, supplier, today):
