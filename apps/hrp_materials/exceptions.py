@@ -96,3 +96,7 @@ class PurchaseApprovalError(UserError):
 
 class ChargeError(UserError):
     "A usage registration cannot bill the patient at the HIS"
+
+
+class AgreedLevelValidationError(ValidationError):
+    pass
