@@ -795,7 +795,6 @@ class ApprovalMixin(Model):
         return super().copy(documents, default=default)
 
 
-
 class ApprovalWorkflowMixin(ApprovalMixin):
     """The workflow a department document approved by the engine shares:
     draft → submitted → in approval → approved, rejected back to draft, and
@@ -803,8 +802,9 @@ class ApprovalWorkflowMixin(ApprovalMixin):
 
     The document (a Workflow) defines its ``number``, ``state``,
     ``company``, ``department``, ``lines`` (with a ``product``) and
-    ``total_amount`` fields, with at least the states below, ``_number_sequence()``,
-    ``check_submit(documents)``, the ``approve`` transition and what
+    ``total_amount`` fields, with at least the states below,
+    ``_number_sequence()``, ``check_submit(documents)``, the ``approve``
+    transition and what
     ``_cancel(documents)`` undoes."""
     __slots__ = ()
 

@@ -37,7 +37,7 @@ from trytond.pyson import Bool, Eval, If
 from trytond.transaction import Transaction, without_check_access
 
 from .department import DepartmentDocumentMixin
-from .mixin import cost_values
+from .mixin import PeriodContextMixin, cost_values
 
 KINDS = [
     ('patient', "Per Patient"),
@@ -1158,33 +1158,14 @@ class DepartmentCost(ModelSQL, ModelView):
                 group_by=group_by))
 
 
-class DepartmentCostContext(ModelView):
+class DepartmentCostContext(PeriodContextMixin, ModelView):
     __name__ = 'hrp.department.cost.context'
     __string__ = "Department Cost Context"
 
-    company = fields.Many2One('company.company', "Company", required=True)
-    from_date = fields.Date(
-        "From Date",
-        domain=[
-            If(Eval('to_date') & Eval('from_date'),
-                ('from_date', '<=', Eval('to_date')),
-                ()),
-            ])
-    to_date = fields.Date(
-        "To Date",
-        domain=[
-            If(Eval('from_date') & Eval('to_date'),
-                ('to_date', '>=', Eval('from_date')),
-                ()),
-            ])
     department = fields.Many2One(
         'hrp.department', "Department",
         domain=[('company', '=', Eval('company', -1))],
         help="Leave empty for every department you may see.")
-
-    @classmethod
-    def default_company(cls):
-        return Transaction().context.get('company')
 
     @classmethod
     def default_from_date(cls):
@@ -1192,13 +1173,6 @@ class DepartmentCostContext(ModelView):
         if 'from_date' in context:
             return context['from_date']
         return Pool().get('ir.date').today().replace(month=1, day=1)
-
-    @classmethod
-    def default_to_date(cls):
-        context = Transaction().context
-        if 'to_date' in context:
-            return context['to_date']
-        return Pool().get('ir.date').today()
 
     @classmethod
     def default_department(cls):

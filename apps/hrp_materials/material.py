@@ -114,7 +114,8 @@ class Template(metaclass=PoolMeta):
         if company is not None:
             domain.append(('company', '=', company))
         if templates is not None:
-            domain.append(('product.template', 'in', [t.id for t in templates]))
+            domain.append(
+                ('product.template', 'in', [t.id for t in templates]))
         with Transaction().set_context(active_test=False):
             return {c.product.template.id for c in CostPrice.search(domain)}
 

@@ -6,6 +6,8 @@ from decimal import Decimal
 from trytond.model import fields
 from trytond.modules.product import round_price
 from trytond.pool import Pool
+from trytond.pyson import Eval, If
+from trytond.transaction import Transaction
 
 
 class CodeNameMixin:
@@ -27,6 +29,39 @@ class CodeNameMixin:
         return [bool_op, *(
                 (field, operator, operand, *extra)
                 for field in cls._rec_name_search_fields)]
+
+
+class PeriodContextMixin:
+    """The company and the period (from and to dates, today by default for
+    the end) of a report's context model"""
+    __slots__ = ()
+
+    company = fields.Many2One('company.company', "Company", required=True)
+    from_date = fields.Date(
+        "From Date",
+        domain=[
+            If(Eval('to_date') & Eval('from_date'),
+                ('from_date', '<=', Eval('to_date')),
+                ()),
+            ])
+    to_date = fields.Date(
+        "To Date",
+        domain=[
+            If(Eval('from_date') & Eval('to_date'),
+                ('to_date', '>=', Eval('from_date')),
+                ()),
+            ])
+
+    @classmethod
+    def default_company(cls):
+        return Transaction().context.get('company')
+
+    @classmethod
+    def default_to_date(cls):
+        context = Transaction().context
+        if 'to_date' in context:
+            return context['to_date']
+        return Pool().get('ir.date').today()
 
 
 class IssueUnitMixin:

@@ -22,7 +22,7 @@ from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
 from trytond.modules.currency.fields import Monetary
-from trytond.modules.product import price_digits, round_price
+from trytond.modules.product import price_digits
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, Id
 from trytond.tools import grouped_slice, reduce_ids
@@ -257,8 +257,8 @@ class Plan(ApprovalWorkflowMixin, Workflow, ModelSQL, ModelView):
             domain.append(('warehouse', '=', self.warehouse.id))
         if self.category:
             domain.append(
-                ('product.template.categories_all', 'child_of', [self.category.id],
-                    'parent'))
+                ('product.template.categories_all', 'child_of',
+                    [self.category.id], 'parent'))
         return domain
 
     @classmethod
@@ -365,7 +365,8 @@ class Plan(ApprovalWorkflowMixin, Workflow, ModelSQL, ModelView):
             for product, date in keys:
                 if (product, date) not in suppliers:
                     supplier, _ = Request.find_best_supplier(product, date)
-                    suppliers[product, date] = supplier.id if supplier else None
+                    suppliers[product, date] = (
+                        supplier.id if supplier else None)
         return suppliers
 
     @classmethod

@@ -1,0 +1,126 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""The used products summary (已使用产品汇总): posted usage by the supplier
+that delivered the lots, store and material, for a period."""
+import unittest
+
+from trytond.model.exceptions import AccessError
+from trytond.modules.company.tests import set_company
+from trytond.pool import Pool
+from trytond.tests.test_tryton import (
+    activate_module, drop_db, with_transaction)
+from trytond.transaction import Transaction
+
+from .test_consumption import days, receive, today
+from .test_receiving import Receiving, gs1, gtin
+from .tools import as_user, create_user
+
+
+class UsageSummaryTestCase(unittest.TestCase):
+    "Test the used products summary"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        drop_db()
+        activate_module(['hrp_materials'])
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        drop_db()
+
+    @with_transaction()
+    def test_summary(self):
+        """Stents received from the supplier and used for two patients are
+        summed under the supplier; a cancelled registration, units of other
+        periods and gauze of found stock (no receipt) are left out"""
+        pool = Pool()
+        Account = pool.get('analytic_account.account')
+        Consumption = pool.get('hrp.consumption')
+        Department = pool.get('hrp.department')
+        Move = pool.get('stock.move')
+        Receipt = pool.get('hrp.receipt')
+        Summary = pool.get('hrp.usage.summary')
+        h = Receiving()
+        with set_company(h.company):
+            root, = Account.create([{
+                        'name': "科室成本", 'type': 'root',
+                        'company': h.company.id}])
+            cost_center, = Account.create([{
+                        'name': "心内科成本", 'type': 'normal',
+                        'root': root.id, 'parent': root.id,
+                        'company': h.company.id}])
+            department = h.cardio_store.hrp_department
+            Department.write([department], {'cost_center': cost_center.id})
+
+            purchase = h.purchase([(h.stent, 3)])
+            receipt = h.receipt(purchase)
+            for serial in ['SN1', 'SN2', 'SN3']:
+                Receipt.scan_barcode(receipt.id, gs1(
+                        gtin(2), expiry=days(400), lot='B1', serial=serial))
+            Receipt.receive([receipt])
+            lots = {l.serial: l.lot for l in Receipt(receipt.id).lines}
+            # the store keeper issues them to the cardiology store
+            moves = Move.create([{
+                        'product': h.stent.id, 'unit': h.stent.default_uom.id,
+                        'quantity': 1, 'lot': lot.id,
+                        'from_location': h.central.id,
+                        'to_location': h.cardio_store.id,
+                        'company': h.company.id,
+                        'effective_date': today(),
+                        } for lot in lots.values()])
+            Move.do(moves)
+            receive(h.company, h.cardio_store, h.gauze, 10)
+
+            def register(lines, date=None):
+                consumption, = Consumption.create([{
+                            'department': department.id,
+                            'store': h.cardio_store.id,
+                            'kind': 'bulk',
+                            'date': date or today(),
+                            'lines': [('create', [{
+                                            'product': product.id,
+                                            'quantity': quantity,
+                                            'lot': lot.id if lot else None,
+                                            } for product, quantity, lot
+                                        in lines])],
+                            }])
+                Consumption.post([consumption])
+                return consumption
+
+            register([(h.stent, 1, lots['SN1']), (h.gauze, 4, None)])
+            register([(h.stent, 1, lots['SN2'])])
+            cancelled = register([(h.stent, 1, lots['SN3'])])
+            cancelled.cancel_reason = "登记错误"
+            cancelled.save()
+            Consumption.reverse([cancelled])
+
+            with Transaction().set_context(
+                    company=h.company.id, from_date=today(),
+                    to_date=today()):
+                rows = Summary.search([])
+                self.assertEqual([(
+                            r.supplier, r.store, r.product, r.quantity,
+                            r.registrations) for r in rows], [
+                        (h.supplier, h.cardio_store, h.stent, 2, 2)])
+                used = [l for c in Consumption.search([
+                            ('state', '=', 'done')]) for l in c.lines
+                    if l.product == h.stent]
+                self.assertEqual(
+                    rows[0].amount, sum(l.amount for l in used))
+            with Transaction().set_context(
+                    company=h.company.id, from_date=days(1)):
+                self.assertEqual(Summary.search([]), [])
+
+            # a store keeper reads it, a nurse may not
+            nurse = create_user(
+                'nurse', 'hrp_materials.group_nurse', h.company)
+            context = dict(company=h.company.id, from_date=today())
+            with as_user(h.keeper, h.company), \
+                    Transaction().set_context(context):
+                self.assertEqual(len(Summary.search([])), 1)
+            with as_user(nurse, h.company), \
+                    Transaction().set_context(context):
+                with self.assertRaises(AccessError):
+                    Summary.search([])
