@@ -45,7 +45,7 @@ def create_product(name, category, cost, lot_required=False, **values):
     pool = Pool()
     Template = pool.get('product.template')
     Uom = pool.get('product.uom')
-    unit, = Uom.search([('name', '=', 'Unit')])
+    unit = Uom(Pool().get('ir.model.data').get_id('product', 'uom_unit'))
     template, = Template.create([{
                 'name': name,
                 'type': 'goods',

@@ -79,7 +79,7 @@ def create_material(name, item, **values):
     pool = Pool()
     Template = pool.get('product.template')
     Uom = pool.get('product.uom')
-    unit, = Uom.search([('name', '=', 'Unit')])
+    unit = Uom(Pool().get('ir.model.data').get_id('product', 'uom_unit'))
     template, = Template.create([{
                 'name': name,
                 'type': 'goods',
