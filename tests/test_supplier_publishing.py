@@ -47,11 +47,11 @@ def theatre(database):
     from hrp_materials.tests.test_consumption import days, today
     from hrp_materials.tests.test_receiving import Receiving, gs1, gtin
     from hrp_materials.tests.tools import (
-        create_department, create_store, run_like_dispatcher)
+        create_cost_center, create_department, create_store,
+        run_like_dispatcher)
 
     def build():
         pool = Pool()
-        Account = pool.get('analytic_account.account')
         Move = pool.get('stock.move')
         Party = pool.get('party.party')
         Receipt = pool.get('hrp.receipt')
@@ -61,15 +61,9 @@ def theatre(database):
             Party.write([h.supplier], {
                     'contact_mechanisms': [('create', [{
                                     'type': 'mobile', 'value': NUMBER}])]})
-            root, = Account.create([{
-                        'name': "科室成本", 'type': 'root',
-                        'company': h.company.id}])
-            cost_center, = Account.create([{
-                        'name': "手术室成本", 'type': 'normal',
-                        'root': root.id, 'parent': root.id,
-                        'company': h.company.id}])
             department = create_department(
-                h.company, 'SSS', "手术室", cost_center=cost_center.id)
+                h.company, 'SSS', "手术室",
+                cost_center=create_cost_center(h.company, "手术室成本").id)
             store = create_store("手术室高值库", department, 'high_value')
             store.parent = h.warehouse
             store.save()

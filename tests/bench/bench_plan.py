@@ -23,12 +23,12 @@ it is a measurement, not a test."""
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 from decimal import Decimal
 
 import benchdb
+from benchdb import report
 
 
 def main(argv=None):
@@ -174,12 +174,6 @@ def main(argv=None):
     finally:
         if not options.uri.startswith('sqlite'):
             drop_db()
-
-
-def report(label, times):
-    times = sorted(times)
-    print(f"{label}: median {statistics.median(times) * 1000:.0f} ms, "
-        f"max {times[-1] * 1000:.0f} ms ({len(times)} runs)")
 
 
 if __name__ == '__main__':

@@ -24,12 +24,12 @@ import argparse
 import datetime as dt
 import os
 import random
-import statistics
 import sys
 import time
 from decimal import Decimal
 
 import benchdb
+from benchdb import report
 
 
 def main(argv=None):
@@ -55,7 +55,8 @@ def main(argv=None):
     from hrp_materials.tests.test_consumption import (
         create_category, create_product)
     from hrp_materials.tests.tools import (
-        create_department, create_store, run_like_dispatcher)
+        create_cost_center, create_department, create_store,
+        run_like_dispatcher)
 
     started = time.perf_counter()
     activate_module(['hrp_materials'])
@@ -66,7 +67,6 @@ def main(argv=None):
     rng = random.Random(6)
 
     def build():
-        Account = pool.get('analytic_account.account')
         Consumption = pool.get('hrp.consumption')
         Endpoint = pool.get('his.endpoint')
         Level = pool.get('hrp.agreed.level')
@@ -79,15 +79,9 @@ def main(argv=None):
         with set_company(company):
             warehouse, = Location.search([('type', '=', 'warehouse')])
             lost_found, = Location.search([('type', '=', 'lost_found')])
-            root, = Account.create([{
-                        'name': "科室成本", 'type': 'root',
-                        'company': company.id}])
-            cost_center, = Account.create([{
-                        'name': "手术室成本", 'type': 'normal',
-                        'root': root.id, 'parent': root.id,
-                        'company': company.id}])
             theatre = create_department(
-                company, 'SSS', "手术室", cost_center=cost_center.id)
+                company, 'SSS', "手术室",
+                cost_center=create_cost_center(company, "手术室成本").id)
             store = create_store("手术室高值库", theatre, 'high_value')
             store.parent = warehouse
             store.save()
@@ -204,12 +198,6 @@ def main(argv=None):
     finally:
         if not options.uri.startswith('sqlite'):
             drop_db()
-
-
-def report(label, times):
-    times = sorted(times)
-    print(f"{label}: median {statistics.median(times) * 1000:.0f} ms, "
-        f"max {times[-1] * 1000:.0f} ms ({len(times)} runs)")
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ template database of the same sources (built by the first run that needs
 it, then kept: see conftest.py), so that it is ready in seconds; on SQLite
 it lives in memory."""
 import os
+import statistics
 
 
 def configure(uri, name):
@@ -23,3 +24,10 @@ def configure(uri, name):
 
     from hrp.site import pg_test_template
     test_tryton._db_cache_file = pg_test_template
+
+
+def report(label, times):
+    "Print the median and the maximum of times (seconds) in milliseconds"
+    times = sorted(times)
+    print(f"{label}: median {statistics.median(times) * 1000:.0f} ms, "
+        f"max {times[-1] * 1000:.0f} ms ({len(times)} runs)")

@@ -13,7 +13,7 @@ from trytond.transaction import Transaction
 
 from .test_consumption import days, receive, today
 from .test_receiving import Receiving, gs1, gtin
-from .tools import as_user, create_user
+from .tools import as_user, create_cost_center, create_user
 
 
 class UsageSummaryTestCase(unittest.TestCase):
@@ -36,7 +36,6 @@ class UsageSummaryTestCase(unittest.TestCase):
         summed under the supplier; a cancelled registration, units of other
         periods and gauze of found stock (no receipt) are left out"""
         pool = Pool()
-        Account = pool.get('analytic_account.account')
         Consumption = pool.get('hrp.consumption')
         Department = pool.get('hrp.department')
         Move = pool.get('stock.move')
@@ -44,13 +43,7 @@ class UsageSummaryTestCase(unittest.TestCase):
         Summary = pool.get('hrp.usage.summary')
         h = Receiving()
         with set_company(h.company):
-            root, = Account.create([{
-                        'name': "科室成本", 'type': 'root',
-                        'company': h.company.id}])
-            cost_center, = Account.create([{
-                        'name': "心内科成本", 'type': 'normal',
-                        'root': root.id, 'parent': root.id,
-                        'company': h.company.id}])
+            cost_center = create_cost_center(h.company, "心内科成本")
             department = h.cardio_store.hrp_department
             Department.write([department], {'cost_center': cost_center.id})
 

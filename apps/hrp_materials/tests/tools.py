@@ -19,6 +19,24 @@ def create_department(company, code, name, **values):
     return department
 
 
+def create_cost_center(company, name):
+    """A cost centre (an analytic account) of company named name, under the
+    company's root "科室成本", created with the first"""
+    Account = Pool().get('analytic_account.account')
+    roots = Account.search([
+            ('company', '=', company.id), ('type', '=', 'root'),
+            ('name', '=', "科室成本")])
+    if not roots:
+        roots = Account.create([{
+                    'name': "科室成本", 'type': 'root',
+                    'company': company.id}])
+    root, = roots
+    cost_center, = Account.create([{
+                'name': name, 'type': 'normal', 'root': root.id,
+                'parent': root.id, 'company': company.id}])
+    return cost_center
+
+
 def create_store(name, department, store_type='department'):
     Location = Pool().get('stock.location')
     store, = Location.create([{
