@@ -319,3 +319,62 @@ def test_his_down_charges_wait(hospital, his_down):
     stored = messages([line['his_charge']])[line['his_charge']]
     assert stored.state == 'retrying', stored.state
     assert stored.attempts == 1
+
+def reverse_line(hospital, line_id, reason, user=None):
+    """Reverse the consumption line as user (by default the head nurse) as
+    the dispatcher runs a request; return the UserError raised, if any"""
+    from trytond.exceptions import UserError
+    from trytond.pool import Pool
+
+    from hrp_materials.tests.tools import run_like_dispatcher
+
+    def request():
+        Line = Pool().get('hrp.consumption.line')
+        Line.do_cancel([Line(line_id)], reason)
+    try:
+        run_like_dispatcher((user or hospital.head_nurse).id, {
+                'company': hospital.company_id, '_check_access': True},
+            request)
+    except UserError as error:
+        return error
+
+
+def test_reverse_wrong_scan(hospital, his_up):
+    """A wrongly scanned unit is reversed alone: it returns to the store
+    and its charge is cancelled at the HIS, the other unit stays charged;
+    a reversed line cannot be reversed again, nor without a reason"""
+    lots = stock_stents(hospital, 2)
+    consumption_id = register(hospital, [
+            (hospital.stent, 1, lots[0]), (hospital.stent, 1, lots[1])])
+    assert act(hospital, 'done', consumption_id) is None
+    run_queue()
+    _, (wrong, kept) = read(consumption_id)
+    error = reverse_line(hospital, wrong['id'], " ")
+    assert error is not None and "reason" in error.message, error
+    assert reverse_line(hospital, wrong['id'], "扫错了一个支架") is None
+    error = reverse_line(hospital, wrong['id'], "又一次")
+    assert error is not None and "cannot be reversed" in error.message
+    values, lines = read(consumption_id)
+    assert values['state'] == 'done'
+    wrong, kept = lines
+    assert wrong['his_charge_cancel'] and not kept['his_charge_cancel']
+    run_queue()
+    run_queue()
+    assert len(his_up.events('cancel', key(wrong))) == 1
+    assert his_up.events('cancel', key(kept)) == []
+    assert len(his_up.events('charge', key(kept))) == 1
+    assert stock_of(hospital, lots[0]) == 1
+    assert stock_of(hospital, lots[1]) == 0
+
+
+def stock_of(hospital, lot_id):
+    "The quantity of the lot in the cardiology store"
+    from trytond.pool import Pool
+    from trytond.tests.test_tryton import DB_NAME
+    from trytond.transaction import Transaction
+
+    from hrp_materials.tests.test_consumption import stock
+    with Transaction().start(DB_NAME, 0, readonly=True):
+        Lot = Pool().get('stock.lot')
+        lot = Lot(lot_id)
+        return stock(hospital.cardio_store, lot.product, lot)

@@ -160,20 +160,11 @@ class Consumption(metaclass=PoolMeta):
 
     @classmethod
     def reverse(cls, consumptions):
-        pool = Pool()
-        Service = pool.get('his.service')
-        Line = pool.get('hrp.consumption.line')
+        Line = Pool().get('hrp.consumption.line')
         charged = [l for c in consumptions if c.state == 'done'
             for l in c.lines if l.his_charge and not l.his_charge_cancel]
         super().reverse(consumptions)
-        to_write = []
-        for line in charged:
-            message = Service.cancel_charge(
-                charge_key(line), origin=line,
-                company=line.consumption.company)
-            to_write.extend([[line], {'his_charge_cancel': message.id}])
-        if to_write:
-            Line.write(*to_write)
+        Line.cancel_charges(charged)
 
 
 class ConsumptionLine(metaclass=PoolMeta):
@@ -208,6 +199,25 @@ class ConsumptionLine(metaclass=PoolMeta):
                     if message:
                         result[name][line.id] = message.state
         return result
+
+    @classmethod
+    def reverse(cls, lines, reason):
+        super().reverse(lines, reason)
+        cls.cancel_charges(
+            [l for l in lines if l.his_charge and not l.his_charge_cancel])
+
+    @classmethod
+    def cancel_charges(cls, lines):
+        "Queue the cancellation of the HIS charges of the lines"
+        Service = Pool().get('his.service')
+        to_write = []
+        for line in lines:
+            message = Service.cancel_charge(
+                charge_key(line), origin=line,
+                company=line.consumption.company)
+            to_write.extend([[line], {'his_charge_cancel': message.id}])
+        if to_write:
+            cls.write(*to_write)
 
     @classmethod
     def copy(cls, lines, default=None):

@@ -718,7 +718,8 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
                         consumption=consumption.rec_name))
         location = cls.consumption_location()
         lines = [l for c in consumptions if c.state == 'done'
-            for l in c.lines if l.move and l.move.state == 'done']
+            for l in c.lines
+            if l.move and l.move.state == 'done' and not l.reverse_move]
         moves = [line.get_reverse_move(location) for line in lines]
         if moves:
             Move.save(moves)
@@ -853,6 +854,11 @@ class ConsumptionLine(ModelSQL, ModelView):
         'stock.move', "Stock Move", readonly=True, ondelete='RESTRICT')
     reverse_move = fields.Many2One(
         'stock.move', "Reverse Move", readonly=True, ondelete='RESTRICT')
+    reversed_by = fields.Many2One('res.user', "Reversed By", readonly=True)
+    reversed_at = fields.Timestamp("Reversed At", readonly=True)
+    reverse_reason = fields.Text(
+        "Reversal Reason", readonly=True,
+        help="Why the posted line was reversed (a wrong scan …).")
     consumption_state = fields.Function(
         fields.Selection(STATES, "State"), 'on_change_with_consumption_state')
 
@@ -862,6 +868,13 @@ class ConsumptionLine(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('consumption')
+        cls._buttons.update({
+                'reverse_line': {
+                    'invisible': ((Eval('consumption_state') != 'done')
+                        | Bool(Eval('reverse_move'))),
+                    'depends': ['consumption_state', 'reverse_move'],
+                    },
+                })
         cls._order.insert(0, ('sequence', 'ASC NULLS FIRST'))
         t = cls.__table__()
         cls._sql_indexes.add(Index(t, (t.consumption, Index.Equality())))
@@ -1067,6 +1080,52 @@ class ConsumptionLine(ModelSQL, ModelView):
         "Return the values costing the posted line"
         return cost_values(move, self.product, self.quantity, self.consumption)
 
+    @classmethod
+    @ModelView.button_action('hrp_materials.wizard_consumption_line_reverse')
+    def reverse_line(cls, lines):
+        pass
+
+    @classmethod
+    def do_cancel(cls, lines, reason):
+        """Reverse the posted lines (a wrong scan): their goods go back to
+        the store; the rest of the registration stays posted"""
+        pool = Pool()
+        Consumption = pool.get('hrp.consumption')
+        Consumption._check_department_user(
+            [l.consumption.department.id for l in lines])
+        if not (reason or '').strip():
+            raise ConsumptionError(gettext(
+                    'hrp_materials.msg_consumption_line_reverse_reason'))
+        for line in lines:
+            if (line.consumption.state != 'done' or not line.move
+                    or line.reverse_move):
+                raise ConsumptionError(gettext(
+                        'hrp_materials.msg_consumption_line_not_reversible',
+                        material=line.product.rec_name,
+                        consumption=line.consumption.rec_name))
+        with without_check_access():
+            cls.reverse(lines, reason.strip())
+
+    @classmethod
+    def reverse(cls, lines, reason):
+        "Bring the goods of the posted lines back into their stores"
+        pool = Pool()
+        Consumption = pool.get('hrp.consumption')
+        Move = pool.get('stock.move')
+        location = Consumption.consumption_location()
+        moves = [line.get_reverse_move(location) for line in lines]
+        Move.save(moves)
+        Move.do(moves)
+        to_write = []
+        for line, move in zip(lines, moves):
+            to_write.extend([[line], {
+                        'reverse_move': move.id,
+                        'reversed_by': Transaction().user,
+                        'reversed_at': _now(),
+                        'reverse_reason': reason,
+                        }])
+        cls.write(*to_write)
+
 
 class Move(metaclass=PoolMeta):
     __name__ = 'stock.move'
@@ -1127,7 +1186,8 @@ class DepartmentCost(ModelSQL, ModelView):
         company = Company.__table__()
 
         month = cls.month.sql_cast(DateTrunc('month', consumption.date))
-        where = consumption.state == 'done'
+        # the lines reversed one by one are left out
+        where = (consumption.state == 'done') & (line.reverse_move == Null)
         if context.get('company'):
             where &= consumption.company == context['company']
         if context.get('from_date'):

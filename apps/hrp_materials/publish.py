@@ -125,6 +125,7 @@ class SupplierMessage(ModelSQL, ModelView):
                 consumption.done_at, Sum(line.quantity),
                 where=((consumption.company == company.id)
                     & (consumption.state == 'done')
+                    & (line.reverse_move == Null)
                     & (consumption.done_at != Null)
                     & (consumption.done_at > start)
                     & (consumption.done_at <= end)),

@@ -89,7 +89,8 @@ class UsageSummary(ModelSQL, ModelView):
         template = Template.__table__()
         lot_supplier = cls.lot_suppliers()
 
-        where = consumption.state == 'done'
+        # the lines reversed one by one are left out
+        where = (consumption.state == 'done') & (line.reverse_move == Null)
         if context.get('company'):
             where &= consumption.company == context['company']
         if context.get('from_date'):
