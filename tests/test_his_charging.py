@@ -151,14 +151,24 @@ def register(hospital, lines, inpatient=INPATIENT, surgery=SURGERY):
             return consumption.id
 
 
-def act(hospital, method, consumption_id, user=None, **values):
-    """Run the button method on the registration as user (by default the
-    nurse), after writing values, as the dispatcher runs a request,
+def request_as(hospital, user, request):
+    """Run request() as user the way the dispatcher runs a request,
     committed; return the UserError raised, if any"""
     from trytond.exceptions import UserError
-    from trytond.pool import Pool
 
     from hrp_materials.tests.tools import run_like_dispatcher
+    try:
+        run_like_dispatcher(user.id, {
+                'company': hospital.company_id, '_check_access': True},
+            request)
+    except UserError as error:
+        return error
+
+
+def act(hospital, method, consumption_id, user=None, **values):
+    """Run the button method on the registration as user (by default the
+    nurse), after writing values; return the UserError raised, if any"""
+    from trytond.pool import Pool
 
     def request():
         Consumption = Pool().get('hrp.consumption')
@@ -166,12 +176,7 @@ def act(hospital, method, consumption_id, user=None, **values):
         if values:
             Consumption.write([consumption], values)
         getattr(Consumption, method)([consumption])
-    try:
-        run_like_dispatcher((user or hospital.nurse).id, {
-                'company': hospital.company_id, '_check_access': True},
-            request)
-    except UserError as error:
-        return error
+    return request_as(hospital, user or hospital.nurse, request)
 
 
 def read(consumption_id):
@@ -320,23 +325,16 @@ def test_his_down_charges_wait(hospital, his_down):
     assert stored.state == 'retrying', stored.state
     assert stored.attempts == 1
 
-def reverse_line(hospital, line_id, reason, user=None):
-    """Reverse the consumption line as user (by default the head nurse) as
-    the dispatcher runs a request; return the UserError raised, if any"""
-    from trytond.exceptions import UserError
-    from trytond.pool import Pool
 
-    from hrp_materials.tests.tools import run_like_dispatcher
+def reverse_line(hospital, line_id, reason, user=None):
+    """Reverse the consumption line as user (by default the head nurse);
+    return the UserError raised, if any"""
+    from trytond.pool import Pool
 
     def request():
         Line = Pool().get('hrp.consumption.line')
         Line.do_cancel([Line(line_id)], reason)
-    try:
-        run_like_dispatcher((user or hospital.head_nurse).id, {
-                'company': hospital.company_id, '_check_access': True},
-            request)
-    except UserError as error:
-        return error
+    return request_as(hospital, user or hospital.head_nurse, request)
 
 
 def test_reverse_wrong_scan(hospital, his_up):
