@@ -804,8 +804,7 @@ class ApprovalWorkflowMixin(ApprovalMixin):
     ``company``, ``department``, ``lines`` (with a ``product``) and
     ``total_amount`` fields, with at least the states below,
     ``_number_sequence()``, ``check_submit(documents)``, the ``approve``
-    transition and what
-    ``_cancel(documents)`` undoes."""
+    transition and what ``_cancel(documents)`` undoes."""
     __slots__ = ()
 
     submitted_by = fields.Many2One('res.user', "Submitted By", readonly=True)

@@ -402,6 +402,22 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
     # -- posting --------------------------------------------------------
 
     @classmethod
+    def posted_lines_where(cls, consumption, line, context=None):
+        """The SQL condition, on the tables consumption and line, of the
+        lines whose goods left their store and stay out (posted, not
+        reversed one by one), of the company and the period (from_date,
+        to_date) of context when it has them"""
+        context = context or {}
+        where = (consumption.state == 'done') & (line.reverse_move == Null)
+        if context.get('company'):
+            where &= consumption.company == context['company']
+        if context.get('from_date'):
+            where &= consumption.date >= context['from_date']
+        if context.get('to_date'):
+            where &= consumption.date <= context['to_date']
+        return where
+
+    @classmethod
     def consumption_location(cls):
         "The location materials used by departments go to"
         pool = Pool()
@@ -1186,14 +1202,7 @@ class DepartmentCost(ModelSQL, ModelView):
         company = Company.__table__()
 
         month = cls.month.sql_cast(DateTrunc('month', consumption.date))
-        # the lines reversed one by one are left out
-        where = (consumption.state == 'done') & (line.reverse_move == Null)
-        if context.get('company'):
-            where &= consumption.company == context['company']
-        if context.get('from_date'):
-            where &= consumption.date >= context['from_date']
-        if context.get('to_date'):
-            where &= consumption.date <= context['to_date']
+        where = Consumption.posted_lines_where(consumption, line, context)
         if context.get('department'):
             where &= consumption.department == context['department']
         # group by the month's alias: PostgreSQL does not match the same

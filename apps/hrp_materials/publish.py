@@ -123,9 +123,8 @@ class SupplierMessage(ModelSQL, ModelView):
             .select(
                 lot_supplier.supplier, consumption.store, line.product,
                 consumption.done_at, Sum(line.quantity),
-                where=((consumption.company == company.id)
-                    & (consumption.state == 'done')
-                    & (line.reverse_move == Null)
+                where=(Consumption.posted_lines_where(
+                        consumption, line, {'company': company.id})
                     & (consumption.done_at != Null)
                     & (consumption.done_at > start)
                     & (consumption.done_at <= end)),

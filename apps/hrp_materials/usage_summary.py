@@ -89,14 +89,7 @@ class UsageSummary(ModelSQL, ModelView):
         template = Template.__table__()
         lot_supplier = cls.lot_suppliers()
 
-        # the lines reversed one by one are left out
-        where = (consumption.state == 'done') & (line.reverse_move == Null)
-        if context.get('company'):
-            where &= consumption.company == context['company']
-        if context.get('from_date'):
-            where &= consumption.date >= context['from_date']
-        if context.get('to_date'):
-            where &= consumption.date <= context['to_date']
+        where = Consumption.posted_lines_where(consumption, line, context)
         if context.get('supplier'):
             where &= lot_supplier.supplier == context['supplier']
         if context.get('store'):
