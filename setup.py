@@ -5,7 +5,8 @@ from setuptools import setup
 TRYTON = '>=8.0,<8.1'
 TRYTON_MODULES = [
     'company', 'currency', 'party', 'product', 'stock', 'stock_lot',
-    'stock_lot_sled', 'stock_supply', 'purchase', 'purchase_request',
+    'stock_lot_sled', 'stock_supply', 'stock_consignment', 'purchase',
+    'purchase_request',
     'account_invoice', 'analytic_account',
     'account_asset',
     ]
@@ -30,7 +31,8 @@ setup(
         'hrp.fixtures': 'fixtures',
         },
     package_data={
-        m: ['tryton.cfg', '*.xml', 'view/*.xml', 'locale/*.po', 'icons/*.svg']
+        m: ['tryton.cfg', '*.xml', '*.fods', 'view/*.xml', 'locale/*.po',
+            'icons/*.svg']
         for m in MODULES} | {
         f'{m}.tests': ['*.rst', '*.json', 'tryton.cfg'] for m in MODULES},
     install_requires=[
@@ -51,7 +53,9 @@ setup(
     extras_require={
         # smspdudecoder cross-checks the SMS PDU encoder; it breaks with
         # bitstring 5
-        'test': ['pytest', 'playwright', 'smspdudecoder', 'bitstring<5'],
+        # aiosmtpd is the real SMTP server the supplier e-mails reach
+        'test': ['pytest', 'playwright', 'smspdudecoder', 'bitstring<5',
+            'aiosmtpd'],
         },
     entry_points={
         'trytond.modules': [f'{m} = {m}' for m in MODULES],

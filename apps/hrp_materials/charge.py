@@ -125,13 +125,8 @@ class Consumption(metaclass=PoolMeta):
         """Return the lines billed to the patient: those of a material
         mapped to a HIS charge item; raise a ChargeError for a high-value
         material that is not"""
-        Mapping = Pool().get('his.product.mapping')
         lines = []
-        with without_check_access():
-            mapped = {m.product for m in Mapping.search([
-                        ('company', '=', self.company.id),
-                        ('product', 'in', [l.product.id for l in self.lines]),
-                        ])}
+        mapped = self.mapped_products([l.product for l in self.lines])
         for line in self.lines:
             if line.product in mapped:
                 lines.append(line)
@@ -141,6 +136,25 @@ class Consumption(metaclass=PoolMeta):
                         consumption=self.rec_name,
                         material=line.product.rec_name))
         return lines
+
+    def mapped_products(self, products):
+        "Return the set of products mapped to a HIS charge item"
+        Mapping = Pool().get('his.product.mapping')
+        with without_check_access():
+            return {m.product for m in Mapping.search([
+                        ('company', '=', self.company.id),
+                        ('product', 'in', [p.id for p in products]),
+                        ])}
+
+    def check_scanned(self, line, lines):
+        "A high-value unit used for a patient must be billable to the HIS"
+        super().check_scanned(line, lines)
+        if (self.kind == 'patient' and line.product.high_value
+                and not self.mapped_products([line.product])):
+            raise ChargeError(gettext(
+                    'hrp_materials.msg_charge_high_value_unmapped',
+                    consumption=self.rec_name,
+                    material=line.product.rec_name))
 
     @classmethod
     def post_charges(cls, consumptions):

@@ -105,6 +105,13 @@ class Category(metaclass=PoolMeta):
                         ])}
 
 
+def usable_lot(lot, date):
+    "Whether lot may be used at date: neither recalled nor expired"
+    expiry = getattr(lot, 'shelf_life_expiration_date', None)
+    return (not getattr(lot, 'hrp_recalled', False)
+        and not (expiry and expiry < date))
+
+
 def is_consumed_on_issue(product, category_ids=None):
     "Whether product belongs to a category consumed on issue"
     if category_ids is None:
@@ -474,15 +481,16 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
         # split the lines over the lots picked first-expired-first-out
         to_create, to_write = [], []
         for line, allocations in plan.items():
-            (lot, quantity), *others = allocations
-            if line.lot != lot or line.quantity != quantity:
-                to_write.extend([[line], {
-                            'lot': lot.id if lot else None,
-                            'quantity': quantity}])
-            for lot, quantity in others:
+            (location, lot, quantity), *others = allocations
+            to_write.extend([[line], {
+                        'location': location.id,
+                        'lot': lot.id if lot else None,
+                        'quantity': quantity}])
+            for location, lot, quantity in others:
                 to_create.append({
                         'consumption': line.consumption.id,
                         'product': line.product.id,
+                        'location': location.id,
                         'lot': lot.id if lot else None,
                         'quantity': quantity,
                         'sequence': line.sequence,
@@ -529,41 +537,47 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
 
     @classmethod
     def _plan_lots(cls, consumptions):
-        """Return for each line the list of (lot, quantity) it takes from
-        its store: its own lot, or the usable lots in first-expired-first-out
-        order then the stock without lot (only lots for a lot-required
-        material)"""
-        Line = Pool().get('hrp.consumption.line')
+        """Return for each line the list of (location, lot, quantity) it
+        takes from its store: its own lot, or the usable lots in
+        first-expired-first-out order then the stock without lot (only lots
+        for a lot-required material).  The location is the store itself or
+        one of its suppliers' consignment locations."""
+        pool = Pool()
+        Line = pool.get('hrp.consumption.line')
+        Date = pool.get('ir.date')
         plan = {}
         pending = defaultdict(list)
         for consumption in consumptions:
             for line in consumption.lines:
-                if line.lot:
-                    plan[line] = [(line.lot, line.quantity)]
-                else:
-                    pending[consumption.store, consumption.company].append(
-                        line)
+                pending[consumption.store, consumption.company].append(line)
         for (store, company), lines in pending.items():
+            with Transaction().set_context(company=company.id):
+                today = Date.today()
             available = {
-                p: Line.fefo_quantities(store, p, company)
+                p: Line.fefo_quantities(store, p, company, usable_only=False)
                 for p in {l.product for l in lines}}
             for line in lines:
                 stock = available[line.product]
                 lot_required = line.product_lot_required(store)
                 allocations, missing = [], line.quantity
-                for i, (lot, quantity) in enumerate(stock):
+                for i, (lot, quantity, location) in enumerate(stock):
                     if missing <= 0:
                         break
-                    if lot is None and lot_required:
+                    if line.lot:
+                        if lot != line.lot:
+                            continue
+                    elif lot is None and lot_required:
+                        continue
+                    elif lot is not None and not usable_lot(lot, today):
                         continue
                     taken = line.unit.round(min(quantity, missing))
                     if taken <= 0:
                         continue
-                    allocations.append((lot, taken))
-                    stock[i] = (lot, quantity - taken)
+                    allocations.append((location, lot, taken))
+                    stock[i] = (lot, quantity - taken, location)
                     missing = line.unit.round(missing - taken)
                 if missing > 0:
-                    if lot_required:
+                    if lot_required and not line.lot:
                         raise ConsumptionStockError(gettext(
                                 'hrp_materials.msg_consumption_stock_short',
                                 store=store.rec_name,
@@ -571,10 +585,10 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
                                 quantity=_format_quantity(
                                     line.quantity, line.unit),
                                 available=_format_quantity(
-                                    sum(q for _, q in allocations),
+                                    sum(q for _, _, q in allocations),
                                     line.unit)))
                     # the shortage is left to the stock check
-                    allocations.append((None, missing))
+                    allocations.append((store, line.lot, missing))
                 plan[line] = allocations
         return plan
 
@@ -592,11 +606,14 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
             with Transaction().set_context(company=company.id):
                 today = Date.today()
             store_ids = sorted({c.store.id for c in c_consumptions})
+            location_ids = sorted({
+                    l.id for c in c_consumptions
+                    for l in c.store.hrp_stock_locations()})
             product_ids = sorted({
                     l.product.id for c in c_consumptions for l in c.lines})
             cls._lock_stores(store_ids)
             Move._assign_try_lock(
-                product_ids, store_ids, [company.id], today,
+                product_ids, location_ids, [company.id], today,
                 ('product', 'lot'))
 
     @classmethod
@@ -615,7 +632,9 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
             c_consumptions = list(c_consumptions)
             with Transaction().set_context(company=company.id):
                 today = Date.today()
-            store_ids = sorted({c.store.id for c in c_consumptions})
+            location_ids = sorted({
+                    l.id for c in c_consumptions
+                    for l in c.store.hrp_stock_locations()})
             product_ids = sorted({
                     l.product.id for c in c_consumptions for l in c.lines})
 
@@ -623,8 +642,8 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
             taken = defaultdict(lambda: defaultdict(float))
             for consumption in c_consumptions:
                 for line in consumption.lines:
-                    for lot, quantity in plan[line]:
-                        key = (consumption.store.id, line.product.id,
+                    for location, lot, quantity in plan[line]:
+                        key = (location.id, line.product.id,
                             lot.id if lot else None)
                         taken[consumption.date][key] += quantity
             for date in sorted({today} | set(taken)):
@@ -638,7 +657,7 @@ class Consumption(DepartmentDocumentMixin, Workflow, ModelSQL, ModelView):
                         stock_date_end=date, stock_assign=date == today,
                         company=company.id):
                     pbl = Product.products_by_location(
-                        store_ids, with_childs=False, grouping=grouping,
+                        location_ids, with_childs=False, grouping=grouping,
                         grouping_filter=(product_ids,))
                 cls._compare_stock(needed, pbl)
 
@@ -851,6 +870,10 @@ class ConsumptionLine(ModelSQL, ModelView):
     quantity = fields.Float(
         "Quantity", digits='unit', required=True, states=_states,
         help="In the material's unit.")
+    location = fields.Many2One(
+        'stock.location', "Taken From", readonly=True, ondelete='RESTRICT',
+        help="Where the goods were taken from when posted: the store, or "
+        "the consignment stock a supplier keeps in it.")
     unit_cost = fields.Numeric(
         "Unit Cost", digits=price_digits, readonly=True,
         help="The cost price the materials left the store at.")
@@ -937,7 +960,7 @@ class ConsumptionLine(ModelSQL, ModelView):
             self.lot = None
         if (not self.lot and self.consumption and self.consumption.store
                 and self.consumption.company):
-            for lot, quantity in self.fefo_quantities(
+            for lot, quantity, _ in self.fefo_quantities(
                     self.consumption.store, self.product,
                     self.consumption.company):
                 if lot and quantity > 0:
@@ -945,40 +968,48 @@ class ConsumptionLine(ModelSQL, ModelView):
                     break
 
     @classmethod
-    def fefo_quantities(cls, store, product, company):
-        """Return the list of (lot, quantity) of product usable in store at
-        today with the assigned moves: the lots by shelf-life expiration
-        date (expired and recalled lots left out), then the quantity without
-        lot"""
+    def fefo_quantities(cls, store, product, company, usable_only=True):
+        """Return the list of (lot, quantity, location) of product in store
+        (the store itself and its suppliers' consignment locations) at today
+        with the assigned moves: the lots by shelf-life expiration date, the
+        hospital's own stock before consigned stock of the same lot, then
+        the quantity without lot.  Expired and recalled lots are left out
+        when usable_only."""
         pool = Pool()
         Product = pool.get('product.product')
         Lot = pool.get('stock.lot')
         Date = pool.get('ir.date')
         with Transaction().set_context(company=company.id):
             today = Date.today()
+        locations = store.hrp_stock_locations()
+        order = {l.id: i for i, l in enumerate(locations)}
         with Transaction().set_context(
                 stock_date_end=today, stock_assign=True, company=company.id), \
                 without_check_access():
             pbl = Product.products_by_location(
-                [store.id], with_childs=False, grouping=('product', 'lot'),
+                list(order), with_childs=False, grouping=('product', 'lot'),
                 grouping_filter=([product.id],))
-            quantities = {key[2]: qty for key, qty in pbl.items()
+            quantities = {(key[0], key[2]): qty for key, qty in pbl.items()
                 if key[1] == product.id and qty > 0}
-            lots = Lot.browse([l for l in quantities if l is not None])
+            lots = {l.id: l for l in Lot.browse(
+                    sorted({l for _, l in quantities if l is not None}))}
 
-            def usable(lot):
+            def key(item):
+                (location_id, lot_id), _ = item
+                lot = lots.get(lot_id)
+                if lot is None:
+                    return (1, dt.date.max, '', 0, order[location_id])
                 expiry = getattr(lot, 'shelf_life_expiration_date', None)
-                return (not getattr(lot, 'hrp_recalled', False)
-                    and not (expiry and expiry < today))
+                return (0, expiry or dt.date.max, lot.number or '', lot.id,
+                    order[location_id])
 
-            def fefo(lot):
-                expiry = getattr(lot, 'shelf_life_expiration_date', None)
-                return (expiry or dt.date.max, lot.number or '', lot.id)
-
-            result = [(lot, quantities[lot.id])
-                for lot in sorted(filter(usable, lots), key=fefo)]
-        if None in quantities:
-            result.append((None, quantities[None]))
+            result = []
+            for (location_id, lot_id), quantity in sorted(
+                    quantities.items(), key=key):
+                lot = lots.get(lot_id)
+                if lot and usable_only and not usable_lot(lot, today):
+                    continue
+                result.append((lot, quantity, locations[order[location_id]]))
         return result
 
     def check_post(self, today):
@@ -1045,7 +1076,7 @@ class ConsumptionLine(ModelSQL, ModelView):
     def copy(cls, lines, default=None):
         default = default.copy() if default is not None else {}
         for name in ['unit_cost', 'amount', 'cost_center', 'category',
-                'move', 'reverse_move']:
+                'location', 'move', 'reverse_move']:
             default.setdefault(name, None)
         return super().copy(lines, default=default)
 
@@ -1059,7 +1090,7 @@ class ConsumptionLine(ModelSQL, ModelView):
             unit=self.product.default_uom,
             quantity=self.quantity,
             lot=self.lot,
-            from_location=consumption.store,
+            from_location=self.location or consumption.store,
             to_location=location,
             planned_date=consumption.date,
             effective_date=consumption.date,
@@ -1075,6 +1106,10 @@ class ConsumptionLine(ModelSQL, ModelView):
         with Transaction().set_context(company=consumption.company.id):
             today = Date.today()
         move = self.move
+        # the goods come back at the cost they left (consigned goods, which
+        # have no cost price in stock, at the price they were bought)
+        cost = move.cost_price if move.cost_price is not None else (
+            self.unit_cost)
         return Move(
             company=move.company,
             product=move.product,
@@ -1085,8 +1120,7 @@ class ConsumptionLine(ModelSQL, ModelView):
             to_location=move.from_location,
             planned_date=today,
             effective_date=today,
-            # the goods come back at the cost they left
-            unit_price=move.cost_price,
+            unit_price=cost,
             currency=move.company.currency,
             cost_price=move.cost_price,
             origin=self,

@@ -100,3 +100,7 @@ class ChargeError(UserError):
 
 class AgreedLevelValidationError(ValidationError):
     pass
+
+
+class ConsignmentError(UserError):
+    pass

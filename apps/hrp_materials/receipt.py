@@ -51,6 +51,10 @@ REJECT_REASONS = [
     ('uncertified', "Uncertified"),
     ('other', "Other"),
     ]
+KINDS = [
+    ('purchase', "Purchase Order"),
+    ('consignment', "Consignment"),
+    ]
 SCAN_MODES = [
     ('accept', "Accept"),
     ('reject', "Reject"),
@@ -157,8 +161,16 @@ class Receipt(Workflow, ModelSQL, ModelView):
         states={
             'readonly': (Eval('state') != 'draft') | Eval('lines', [0]),
             })
+    kind = fields.Selection(
+        KINDS, "Kind", required=True,
+        states={
+            'readonly': (Eval('state') != 'draft') | Eval('lines', [0]),
+            },
+        help="Purchase order: goods bought, received against their order.\n"
+        "Consignment: units a supplier keeps in a store and still owns "
+        "until they are used (寄售); received without order.")
     purchase = fields.Many2One(
-        'purchase.purchase', "Purchase Order", required=True,
+        'purchase.purchase', "Purchase Order",
         domain=[
             ('company', '=', Eval('company', -1)),
             If(Eval('state') == 'draft',
@@ -167,15 +179,34 @@ class Receipt(Workflow, ModelSQL, ModelView):
             ],
         states={
             'readonly': (Eval('state') != 'draft') | Eval('lines', [0]),
+            'required': Eval('kind') == 'purchase',
+            'invisible': Eval('kind') != 'purchase',
             },
         help="The order the goods are delivered against (scan or type its "
         "number).")
     supplier = fields.Many2One(
-        'party.party', "Supplier", readonly=True, ondelete='RESTRICT',
+        'party.party', "Supplier", ondelete='RESTRICT',
         context={
             'company': Eval('company', -1),
             },
-        depends={'company'})
+        states={
+            'readonly': ((Eval('kind') != 'consignment')
+                | (Eval('state') != 'draft') | Eval('lines', [0])),
+            'required': Eval('kind') == 'consignment',
+            },
+        depends={'company'},
+        help="The supplier who delivers (and, for consignment, owns the "
+        "units until they are used).")
+    store = fields.Many2One(
+        'stock.location', "Store", ondelete='RESTRICT',
+        domain=[('hrp_store_type', 'in', ['high_value', 'department'])],
+        states={
+            'readonly': (Eval('state') != 'draft') | Eval('lines', [0]),
+            'required': Eval('kind') == 'consignment',
+            'invisible': Eval('kind') != 'consignment',
+            },
+        help="The store the consigned units are kept in (the operating "
+        "theatre's high-value store).")
     warehouse = fields.Many2One(
         'stock.location', "Warehouse", readonly=True, ondelete='RESTRICT',
         domain=[('type', '=', 'warehouse')])
@@ -183,7 +214,10 @@ class Receipt(Workflow, ModelSQL, ModelView):
         fields.Char(
             "Scan",
             states={
-                'readonly': (Eval('state') != 'draft') | ~Eval('purchase'),
+                'readonly': (Eval('state') != 'draft') | ~If(
+                    Eval('kind') == 'consignment',
+                    Bool(Eval('supplier')) & Bool(Eval('store')),
+                    Bool(Eval('purchase'))),
                 },
             help="Scan the unit's UDI barcode (GS1, HIBC or MA code); "
             "each scan adds or counts one unit."),
@@ -206,7 +240,10 @@ class Receipt(Workflow, ModelSQL, ModelView):
     lines = fields.One2Many(
         'hrp.receipt.line', 'receipt', "Lines",
         states={
-            'readonly': (Eval('state') != 'draft') | ~Eval('purchase'),
+            'readonly': (Eval('state') != 'draft') | ~If(
+                Eval('kind') == 'consignment',
+                Bool(Eval('supplier')) & Bool(Eval('store')),
+                Bool(Eval('purchase'))),
             })
     note = fields.Text("Note", states=DRAFT)
     shipment = fields.Many2One(
@@ -258,6 +295,10 @@ class Receipt(Workflow, ModelSQL, ModelView):
         return 'draft'
 
     @classmethod
+    def default_kind(cls):
+        return 'purchase'
+
+    @classmethod
     def default_scan_mode(cls):
         return 'accept'
 
@@ -271,17 +312,33 @@ class Receipt(Workflow, ModelSQL, ModelView):
     def set_scan(cls, receipts, name, value):
         pass
 
-    @fields.depends('purchase')
+    @fields.depends('purchase', 'kind')
     def on_change_purchase(self):
+        if self.kind != 'purchase':
+            return
         if self.purchase:
             self.supplier = self.purchase.party
             self.warehouse = self.purchase.warehouse
         else:
             self.supplier = self.warehouse = None
 
+    @fields.depends('kind', 'purchase', 'store')
+    def on_change_kind(self):
+        if self.kind == 'consignment':
+            self.purchase = None
+        else:
+            self.store = None
+        self.on_change_purchase()
+        self.on_change_store()
+
+    @fields.depends('store', 'kind')
+    def on_change_store(self):
+        if self.kind == 'consignment':
+            self.warehouse = self.store.warehouse if self.store else None
+
     @fields.depends(
-        'scan', 'scan_mode', 'scan_reject_reason', 'state', 'purchase',
-        'company', 'warehouse', 'lines')
+        'scan', 'scan_mode', 'scan_reject_reason', 'state', 'kind',
+        'purchase', 'supplier', 'store', 'company', 'warehouse', 'lines')
     def on_change_scan(self):
         "A scan (one line of text ending in Enter) adds or counts a unit"
         text = (self.scan or '').strip()
@@ -296,12 +353,24 @@ class Receipt(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def preprocess_values(cls, mode, values):
+        pool = Pool()
+        Purchase = pool.get('purchase.purchase')
+        Location = pool.get('stock.location')
         values = super().preprocess_values(mode, values)
         if values.get('purchase'):
-            purchase = Pool().get('purchase.purchase')(values['purchase'])
+            purchase = Purchase(values['purchase'])
             values['supplier'] = purchase.party.id
             values['warehouse'] = purchase.warehouse.id
+        elif values.get('store'):
+            warehouse = Location(values['store']).warehouse
+            values['warehouse'] = warehouse.id if warehouse else None
         return values
+
+    def check_scan_ready(self):
+        "Refuse a scan before the receipt knows what it receives against"
+        if not self.purchase:
+            raise ReceiptError(gettext(
+                    'hrp_materials.msg_receipt_purchase_required'))
 
     @classmethod
     def create(cls, vlist):
@@ -367,9 +436,7 @@ class Receipt(Workflow, ModelSQL, ModelView):
             raise ReceiptError(gettext(
                     'hrp_materials.msg_receipt_modify',
                     receipt=self.rec_name))
-        if not self.purchase:
-            raise ReceiptError(gettext(
-                    'hrp_materials.msg_receipt_purchase_required'))
+        self.check_scan_ready()
         scan = parse(text)
         product = find_product(scan)
         if quantity is None:
@@ -433,7 +500,7 @@ class Receipt(Workflow, ModelSQL, ModelView):
         pool = Pool()
         Purchase = pool.get('purchase.purchase')
         with without_check_access():
-            Purchase.lock([r.purchase for r in receipts])
+            Purchase.lock([r.purchase for r in receipts if r.purchase])
             receipts = cls.browse(receipts)
             for receipt in receipts:
                 receipt.check_receive()
@@ -445,7 +512,7 @@ class Receipt(Workflow, ModelSQL, ModelView):
                 })
 
     def check_receive(self):
-        if self.purchase.state != 'processing':
+        if self.purchase and self.purchase.state != 'processing':
             raise ReceiptError(gettext(
                     'hrp_materials.msg_receipt_purchase_state',
                     purchase=self.purchase.rec_name))
@@ -604,7 +671,9 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
             ],
         states={
             'readonly': Eval('receipt_state') != 'draft',
-            'required': Eval('state') == 'accepted',
+            'required': ((Eval('state') == 'accepted')
+                & (Eval('receipt_kind') == 'purchase')),
+            'invisible': Eval('receipt_kind') != 'purchase',
             },
         depends={'receipt'})
     unit = fields.Many2One(
@@ -651,6 +720,9 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
     receipt_state = fields.Function(
         fields.Selection(STATES, "Receipt State"),
         'on_change_with_receipt_state')
+    receipt_kind = fields.Function(
+        fields.Selection(KINDS, "Receipt Kind"),
+        'on_change_with_receipt_kind')
     supplier = fields.Function(
         fields.Many2One('party.party', "Supplier"),
         'get_receipt_field', searcher='search_receipt_field')
@@ -687,6 +759,10 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
     @fields.depends('receipt', '_parent_receipt.state')
     def on_change_with_receipt_state(self, name=None):
         return self.receipt.state if self.receipt else None
+
+    @fields.depends('receipt', '_parent_receipt.kind')
+    def on_change_with_receipt_kind(self, name=None):
+        return self.receipt.kind if self.receipt else None
 
     def get_receipt_field(self, name):
         value = getattr(self.receipt, name)
@@ -848,13 +924,7 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
             raise ReceiptError(gettext(
                     'hrp_materials.msg_receipt_quantity_positive',
                     receipt=receipt.rec_name, material=material))
-        if not self._purchase_lines(receipt) or (
-                self.purchase_line
-                and (self.purchase_line.purchase != receipt.purchase
-                    or self.purchase_line.product != product)):
-            raise ReceiptError(gettext(
-                    'hrp_materials.msg_receipt_not_ordered',
-                    material=material, purchase=receipt.purchase.rec_name))
+        self.check_ordered(receipt)
         lot_tracked = bool(template.serial_tracked or template.implant
             or template.lot_required)
         if template.serial_tracked:
@@ -891,12 +961,23 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
                         expiry=_format_date(self.expiry),
                         days=left, minimum=minimum))
         # The qualification gate of purchases: certificate and licences
-        check_qualification(receipt.purchase.party, self.product, today)
+        check_qualification(receipt.supplier, self.product, today)
         if self.serial:
             self.check_serial(lines)
         self.check_quantity(receipt, lines)
         if final:
             self.check_destination(receipt)
+
+    def check_ordered(self, receipt):
+        "The material is on the order"
+        if not self._purchase_lines(receipt) or (
+                self.purchase_line
+                and (self.purchase_line.purchase != receipt.purchase
+                    or self.purchase_line.product != self.product)):
+            raise ReceiptError(gettext(
+                    'hrp_materials.msg_receipt_not_ordered',
+                    material=self.product.rec_name,
+                    purchase=receipt.purchase.rec_name))
 
     def check_serial(self, lines):
         "The serial number was neither received before nor scanned twice"

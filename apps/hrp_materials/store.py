@@ -4,8 +4,9 @@
 Tryton stock locations."""
 from trytond.i18n import gettext
 from trytond.model import fields
-from trytond.pool import PoolMeta
+from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
+from trytond.transaction import without_check_access
 
 from .exceptions import StoreValidationError
 
@@ -36,6 +37,18 @@ class Location(metaclass=PoolMeta):
                 ['department', 'high_value']),
             },
         help="The department that owns and counts this store.")
+
+    def hrp_stock_locations(self):
+        """The locations a store's goods are taken from: the store itself,
+        then the consignment locations its suppliers keep in it"""
+        Location = Pool().get('stock.location')
+        with without_check_access():
+            consigned = Location.search([
+                    ('parent', '=', self.id),
+                    ('type', '=', 'supplier'),
+                    ('consignment_party', '!=', None),
+                    ], order=[('id', 'ASC')])
+        return [self] + [Location(l.id) for l in consigned]
 
     @classmethod
     def validate_fields(cls, locations, field_names):
