@@ -4,16 +4,21 @@
 from a supplier by scan, issued to the operating theatre's high-value store
 and used there; publishing sends the supplier, through the modem emulator
 on a pseudo-terminal, the Chinese text of what was used and the quantity
-that restores its agreed level; nothing new used, nothing sent again; a
-modem that is gone delays the message, which reaches the phone once when
-it is back.
+that restores its agreed level, and the same text by e-mail through a real
+SMTP server (aiosmtpd); nothing new used, nothing sent again; a modem or a
+mail server that is gone delays the message, which arrives once when it is
+back.
 
 The database speaks zh_CN (the template of tests/test_zh_cn.py); the
 documents are committed, the outbox delivered by queue tasks in their own
 transactions as trytond-worker runs them."""
+import email
+import email.policy
+import socket
 from types import SimpleNamespace
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from his_connector.sms_emulator import ModemEmulator
 from his_connector.tests.test_outbox import (
@@ -21,6 +26,36 @@ from his_connector.tests.test_outbox import (
     settings)
 
 NUMBER = '13800000000'
+ADDRESS = 'orders@supplier.example.cn'
+SENDER = 'hrp@hospital.example.cn'
+
+
+class Mailbox:
+    "A real SMTP server on localhost keeping what it receives"
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.received = []
+        self.controller = Controller(
+            self, hostname='127.0.0.1', port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.rcpt_tos, email.message_from_bytes(
+                    envelope.content, policy=email.policy.default)))
+        return '250 Message accepted'
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +95,10 @@ def theatre(database):
         with set_company(h.company):
             Party.write([h.supplier], {
                     'contact_mechanisms': [('create', [{
-                                    'type': 'mobile', 'value': NUMBER}])]})
+                                    'type': 'mobile', 'value': NUMBER,
+                                    }, {
+                                    'type': 'email', 'value': ADDRESS,
+                                    }])]})
             department = create_department(
                 h.company, 'SSS', "手术室",
                 cost_center=create_cost_center(h.company, "手术室成本").id)
@@ -124,8 +162,10 @@ def publish():
 
     def job():
         return [SimpleNamespace(
-                id=m.id, text=m.text, number=m.number,
-                outbox=m.outbox.id if m.outbox else None)
+                id=m.id, text=m.text, number=m.number, email=m.email,
+                subject=m.subject(),
+                outbox=m.outbox.id if m.outbox else None,
+                email_outbox=m.email_outbox.id if m.email_outbox else None)
             for m in Pool().get('hrp.supplier.message').publish()]
     published, _ = run_like_dispatcher(0, {}, job)
     return published
@@ -138,14 +178,29 @@ def modem(theatre, emulator):
     deactivate_others(theatre.company_id, 'sms', endpoint_id)
 
 
+def mail_server(theatre, mailbox):
+    endpoint_id = create_endpoint(
+        theatre.company_id, purpose='email', kind='smtp',
+        url=f'smtp://127.0.0.1:{mailbox.port}', email_from=SENDER)
+    deactivate_others(theatre.company_id, 'email', endpoint_id)
+
+
+def mails(mailbox):
+    return [(to, m['From'], m['Subject'], m.get_content().strip())
+        for to, m in mailbox.received]
+
+
 def test_publish(theatre):
-    "The usage and the restock reach the supplier's phone once, in Chinese"
-    with ModemEmulator() as emulator:
+    """The usage and the restock reach the supplier's phone and mailbox
+    once, in Chinese"""
+    with ModemEmulator() as emulator, Mailbox() as mailbox:
         modem(theatre, emulator)
+        mail_server(theatre, mailbox)
         run_queue()
         use(theatre, theatre.lots[:2])
         message, = publish()
         assert message.number == NUMBER
+        assert message.email == ADDRESS
         # 2 used; 1 left, at or below the safety quantity: 5 - 1 restock
         assert f"{theatre.stent_name} 2" in message.text, message.text
         assert message.text.startswith("【"), message.text
@@ -157,26 +212,56 @@ def test_publish(theatre):
             'delivered')
         assert [(m['number'], m['text']) for m in emulator.messages] == [
             (NUMBER, message.text)]
+        assert messages([message.email_outbox])[
+            message.email_outbox].state == 'delivered'
+        assert "手术室高值库" in message.subject, message.subject
+        assert mails(mailbox) == [
+            ([ADDRESS], SENDER, message.subject, message.text)]
 
         # nothing used since: nothing sent
         assert publish() == []
         run_queue()
         assert len(emulator.messages) == 1
+        assert len(mailbox.received) == 1
+        port = mailbox.port
 
-    # the modem is gone: the next message waits in the outbox
+    # the modem and the mail server are gone: the next message waits in
+    # the outbox
     use(theatre, theatre.lots[2:])
     message, = publish()
     assert f"{theatre.stent_name} 1" in message.text
     run_queue()
-    stored = messages([message.outbox])[message.outbox]
-    assert stored.state == 'retrying', stored.state
-    with ModemEmulator() as emulator:
+    sent = [message.outbox, message.email_outbox]
+    stored = messages(sent)
+    assert [stored[i].state for i in sent] == ['retrying', 'retrying']
+    with ModemEmulator() as emulator, Mailbox(port) as mailbox:
         modem(theatre, emulator)
-        make_due([message.outbox])
+        make_due(sent)
         run_queue()
         run_queue()
-        assert messages([message.outbox])[message.outbox].state == (
-            'delivered')
+        stored = messages(sent)
+        assert [stored[i].state for i in sent] == ['delivered', 'delivered']
         assert [m['text'] for m in emulator.messages] == [message.text]
+        assert [m[3] for m in mails(mailbox)] == [message.text]
         run_queue()
         assert len(emulator.messages) == 1
+        assert len(mailbox.received) == 1
+
+
+def test_mail_addresses():
+    "E-mail addresses are checked before a message is queued"
+    from his_connector.mail import message_id, valid_address
+    from his_connector.endpoint import valid_smtp_url
+    assert valid_address(ADDRESS)
+    for address in ['', 'orders', 'orders@', '@supplier.cn', 'a b@x.cn',
+            'orders@localhost']:
+        assert not valid_address(address), address
+    assert valid_smtp_url('smtp://mail.hospital.cn:587')
+    assert valid_smtp_url('smtps://mail.hospital.cn')
+    for url in ['http://mail.hospital.cn', 'smtp://', 'smtp://h:25/x',
+            'smtp://h?from=x']:
+        assert not valid_smtp_url(url), url
+    # one key, one Message-ID: a message delivered twice is one message
+    assert message_id('k-1', SENDER) == message_id('k-1', SENDER)
+    assert message_id('k-1', SENDER) != message_id('k-2', SENDER)
+    assert message_id('k-1', SENDER).endswith('@hospital.example.cn>')

@@ -22,11 +22,13 @@ KINDS = [
     ('sms_modem', "SMS Modem (serial)"),
     ('pacs_http', "PACS HTTP push"),
     ('pacs_csv', "PACS CSV import"),
+    ('smtp', "E-mail (SMTP)"),
     ]
 PURPOSES = [
     ('his', "HIS"),
     ('sms', "SMS"),
     ('pacs', "PACS"),
+    ('email', "E-mail"),
     ]
 # The purpose each kind of endpoint serves
 KIND_PURPOSE = {
@@ -36,6 +38,7 @@ KIND_PURPOSE = {
     'sms_modem': 'sms',
     'pacs_http': 'pacs',
     'pacs_csv': 'pacs',
+    'smtp': 'email',
     }
 HTTP_KINDS = {'gnuhealth', 'fhir', 'pacs_http'}
 
@@ -94,6 +97,12 @@ def valid_mllp_url(url):
         and not parts.query)
 
 
+def valid_smtp_url(url):
+    "Test if url is smtp://host[:port] or smtps://host[:port]"
+    parts = _split_url(url, {'smtp', 'smtps'})
+    return bool(parts and parts.path in {'', '/'} and not parts.query)
+
+
 def valid_device_path(path):
     "Test if path is the path of a serial device under /dev/"
     if _has_control_or_space(path) or not path.startswith('/dev/'):
@@ -143,7 +152,9 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
         "- GNU Health, FHIR and PACS HTTP: an http:// or https:// URL;\n"
         "- HL7 MLLP: mllp://host:port;\n"
         "- SMS modem: the serial device, e.g. /dev/ttyUSB0;\n"
-        "- PACS CSV: the absolute path of the import directory.\n"
+        "- PACS CSV: the absolute path of the import directory;\n"
+        "- E-mail: smtp://host:port (STARTTLS when offered) or "
+        "smtps://host:port.\n"
         "Never put a password in it.")
     database = fields.Char(
         "Database",
@@ -152,6 +163,13 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
             'required': Eval('kind') == 'gnuhealth',
             },
         help="The name of the GNU Health database.")
+    email_from = fields.Char(
+        "From Address",
+        states={
+            'invisible': Eval('kind') != 'smtp',
+            'required': Eval('kind') == 'smtp',
+            },
+        help="The address the e-mails are sent from.")
     username = fields.Char(
         "Username",
         states={
@@ -202,12 +220,14 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
     def default_max_attempts(cls):
         return 8
 
-    @fields.depends('kind', 'purpose', 'database')
+    @fields.depends('kind', 'purpose', 'database', 'email_from')
     def on_change_kind(self):
         if self.kind:
             self.purpose = KIND_PURPOSE[self.kind]
         if self.kind != 'gnuhealth':
             self.database = None
+        if self.kind != 'smtp':
+            self.email_from = None
 
     @classmethod
     def validate_fields(cls, endpoints, field_names):
@@ -215,6 +235,7 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
         cls.check_purpose(endpoints, field_names)
         cls.check_url(endpoints, field_names)
         cls.check_database(endpoints, field_names)
+        cls.check_email_from(endpoints, field_names)
         cls.check_credential_env(endpoints, field_names)
         cls.check_timeouts(endpoints, field_names)
         cls.check_max_attempts(endpoints, field_names)
@@ -253,6 +274,9 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
             elif kind == 'hl7_mllp':
                 valid, message = (
                     valid_mllp_url(url), 'msg_endpoint_url_invalid_mllp')
+            elif kind == 'smtp':
+                valid, message = (
+                    valid_smtp_url(url), 'msg_endpoint_url_invalid_smtp')
             else:
                 assert kind in HTTP_KINDS, kind
                 valid, message = (
@@ -281,6 +305,19 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
                         'his_connector.msg_endpoint_database_invalid',
                         endpoint=endpoint.rec_name,
                         database=endpoint.database))
+
+    @classmethod
+    def check_email_from(cls, endpoints, field_names=None):
+        from .mail import valid_address
+        if field_names and not (field_names & {'kind', 'email_from'}):
+            return
+        for endpoint in endpoints:
+            if (endpoint.kind == 'smtp'
+                    and not valid_address(endpoint.email_from or '')):
+                raise EndpointValidationError(gettext(
+                        'his_connector.msg_endpoint_email_from_invalid',
+                        endpoint=endpoint.rec_name,
+                        address=endpoint.email_from or ''))
 
     @classmethod
     def check_credential_env(cls, endpoints, field_names=None):
@@ -360,6 +397,9 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
         if self.kind == 'sms_modem':
             from .sms import Modem
             return Modem.from_endpoint(self)
+        if self.kind == 'smtp':
+            from .mail import MailTransport
+            return MailTransport.from_endpoint(self)
         from .his import PeerConfig
         if self.kind == 'gnuhealth':
             from .transports.gnuhealth import GNUHealthTransport as Transport

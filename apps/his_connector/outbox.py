@@ -68,6 +68,7 @@ OPERATIONS = [
     ('post_charge', "Post Charge"),
     ('cancel_charge', "Cancel Charge"),
     ('send_sms', "Send SMS"),
+    ('send_email', "Send E-mail"),
     ]
 STATES = [
     ('queued', "Queued"),
@@ -623,6 +624,13 @@ class Outbox(Workflow, ModelSQL, ModelView):
                 ack = transport.post_charge(payload_charge(payload))
             elif operation == 'cancel_charge':
                 ack = transport.cancel_charge(data['key'])
+            elif operation == 'send_email':
+                reference = transport.send(
+                    data['to'], data['subject'], data['text'], data['key'])
+                return {
+                    'his_reference': reference,
+                    'duplicate': False,
+                    }, None
             elif operation == 'send_sms':
                 references = transport.send(data['number'], data['text'])
                 return {

@@ -232,6 +232,23 @@ class Service(Model):
                 ensure_ascii=False, sort_keys=True),
             company, origin)
 
+    @classmethod
+    def send_email(cls, address, subject, text, key=None, origin=None,
+            company=None):
+        """Queue an e-mail to address through the company's SMTP endpoint;
+        return the his.outbox message.  The address is checked now."""
+        from .mail import valid_address
+        address = (address or '').strip()
+        if not valid_address(address):
+            raise OutboxError(gettext(
+                    'his_connector.msg_email_invalid', address=address))
+        key = key or f'email-{uuid.uuid4().hex}'
+        return cls._message(
+            'email', 'send_email', key,
+            json.dumps({'key': key, 'to': address, 'subject': subject,
+                    'text': text}, ensure_ascii=False, sort_keys=True),
+            company, origin)
+
     # Charge items and PACS usage (pass-throughs)
 
     @classmethod

@@ -1,8 +1,9 @@
 # This file is part of HRP.  The COPYRIGHT file at the top level of this
 # repository contains the full copyright notices and license terms.
 """Consumption published to the suppliers (消耗信息推送, the paper's Fig. 5):
-each supplier is told by SMS what the hospital used of its materials since
-its last message, and the quantities that restore its agreed levels.
+each supplier is told by SMS and by e-mail what the hospital used of its
+materials since its last message, and the quantities that restore its
+agreed levels.
 
 *Publish Consumption* (a scheduled job, and a menu entry for the store
 keeper) composes, per company, supplier and store, one message with the
@@ -10,8 +11,10 @@ usage posted since the supplier's last message for that store (the units
 attributed to the supplier that delivered their lots, as in the used
 products summary) and the suggested quantities of the supplier's agreed
 levels there.  Nothing new used, nothing sent.  The message is logged and
-its SMS queued in the connector's outbox under the message's own key: the
-modem failing delays it, it is never lost nor sent twice."""
+its SMS (to the supplier's mobile number) and e-mail (to its e-mail address,
+when the company has an e-mail endpoint) are queued in the connector's
+outbox under the message's own key: the modem or the mail server failing
+delays them, they are never lost nor sent twice."""
 import datetime as dt
 from collections import defaultdict
 from zoneinfo import ZoneInfo
@@ -32,6 +35,9 @@ from his_connector.outbox import STATES as OUTBOX_STATES
 FIRST_PERIOD = dt.timedelta(days=1)
 MESSAGE_STATES = [
     ('no_number', "No Mobile Number"),
+    ] + OUTBOX_STATES
+EMAIL_STATES = [
+    ('no_address', "No E-mail"),
     ] + OUTBOX_STATES
 
 
@@ -65,6 +71,13 @@ class SupplierMessage(ModelSQL, ModelView):
         'his.outbox', "SMS", readonly=True, ondelete='RESTRICT')
     state = fields.Function(
         fields.Selection(MESSAGE_STATES, "Delivery"), 'get_state')
+    email = fields.Char(
+        "E-mail", readonly=True,
+        help="The supplier's address the e-mail went to.")
+    email_outbox = fields.Many2One(
+        'his.outbox', "E-mail Message", readonly=True, ondelete='RESTRICT')
+    email_state = fields.Function(
+        fields.Selection(EMAIL_STATES, "E-mail Delivery"), 'get_state')
 
     @classmethod
     def __setup__(cls):
@@ -79,13 +92,16 @@ class SupplierMessage(ModelSQL, ModelView):
         cls._order = [('period_end', 'DESC'), ('id', 'DESC')]
 
     @classmethod
-    def get_state(cls, messages, name):
-        result = {}
+    def get_state(cls, messages, names):
+        result = {'state': {}, 'email_state': {}}
         with without_check_access():
             for message in cls.browse(messages):
-                result[message.id] = (
+                result['state'][message.id] = (
                     message.outbox.state if message.outbox else 'no_number')
-        return result
+                result['email_state'][message.id] = (
+                    message.email_outbox.state if message.email_outbox
+                    else 'no_address')
+        return {n: result[n] for n in names}
 
     def get_rec_name(self, name):
         return f'{self.supplier.rec_name} ({self.period_end})'
@@ -174,6 +190,7 @@ class SupplierMessage(ModelSQL, ModelView):
                     company=company, supplier=supplier, store=store,
                     period_start=start, period_end=end,
                     number=supplier.hrp_mobile_number(),
+                    email=supplier.hrp_email_address(),
                     text=cls.message_text(
                         company, supplier, store, start, end,
                         [(p, used[p.id]) for p in products],
@@ -219,6 +236,7 @@ class SupplierMessage(ModelSQL, ModelView):
         default) up to end; return them"""
         pool = Pool()
         Company = pool.get('company.company')
+        Endpoint = pool.get('his.endpoint')
         Service = pool.get('his.service')
         if companies is None:
             companies = Company.search([])
@@ -226,16 +244,38 @@ class SupplierMessage(ModelSQL, ModelView):
         for company in companies:
             with Transaction().set_context(company=company.id):
                 composed = cls.compose(company, end=end)
+                with without_check_access():
+                    mailing = bool(Endpoint.search([
+                                ('purpose', '=', 'email'),
+                                ('company', '=', company.id),
+                                ], limit=1))
+                if not mailing:
+                    for message in composed:
+                        message.email = None
                 cls.save(composed)
                 for message in composed:
+                    key = f'{cls.__name__}-{message.id}'
                     if message.number:
                         message.outbox = Service.send_sms(
                             message.number, message.text,
-                            key=f'{cls.__name__}-{message.id}',
-                            origin=message, company=company)
+                            key=key, origin=message, company=company)
+                    if message.email:
+                        message.email_outbox = Service.send_email(
+                            message.email, message.subject(), message.text,
+                            key=key, origin=message, company=company)
                 cls.save(composed)
             messages.extend(composed)
         return messages
+
+    def subject(self):
+        "The subject of the message's e-mail, in the supplier's language"
+        Configuration = Pool().get('ir.configuration')
+        language = (self.supplier.lang.code if self.supplier.lang
+            else Configuration.get_language())
+        with Transaction().set_context(language=language):
+            return gettext('hrp_materials.msg_supplier_message_subject',
+                language, hospital=self.company.rec_name,
+                store=self.store.rec_name)
 
     @classmethod
     def publish_all(cls):
@@ -250,6 +290,11 @@ class Party(metaclass=PoolMeta):
     def hrp_mobile_number(self):
         "The mobile number the supplier's messages go to, or None"
         mechanism = self.contact_mechanism_get({'mobile'})
+        return mechanism.value if mechanism else None
+
+    def hrp_email_address(self):
+        "The e-mail address the supplier's messages go to, or None"
+        mechanism = self.contact_mechanism_get({'email'})
         return mechanism.value if mechanism else None
 
 
