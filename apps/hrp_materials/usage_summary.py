@@ -7,14 +7,18 @@ a period.
 A used unit is attributed to the supplier that delivered its lot: the
 supplier of the receipt (验收入库) that accepted the lot.  Units of lots no
 receipt accepted (found stock, materials not tracked by lot) are not in
-the summary.  The list is exported to a spreadsheet from the desk."""
+the summary.  *Used Products Summary (Spreadsheet)* prints the selected
+rows to an OpenDocument spreadsheet (.ods) with the period in its title;
+the desk's list export gives CSV."""
 from sql import Null
 from sql.aggregate import Count, Max, Min, Sum
 
+from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.modules.currency.fields import Monetary
 from trytond.pool import Pool
 from trytond.pyson import Eval
+from trytond.report import Report
 from trytond.transaction import Transaction
 
 from .mixin import PeriodContextMixin
@@ -144,3 +148,30 @@ class UsageSummaryContext(PeriodContextMixin, ModelView):
         if 'from_date' in context:
             return context['from_date']
         return Pool().get('ir.date').today().replace(day=1)
+
+
+class UsageSummaryReport(Report):
+    "The used products summary as an OpenDocument spreadsheet"
+    __name__ = 'hrp.usage.summary.report'
+
+    @classmethod
+    def get_context(cls, records, header, data):
+        pool = Pool()
+        Model = pool.get('ir.model')
+        Lang = pool.get('ir.lang')
+        Summary = pool.get('hrp.usage.summary')
+        context = super().get_context(records, header, data)
+        transaction_context = Transaction().context
+        lang = Lang.get()
+
+        def date(name):
+            value = transaction_context.get(name)
+            return lang.strftime(value) if value else ''
+        context['title'] = Model.get_name(Summary.__name__)
+        context['period'] = gettext(
+            'hrp_materials.msg_usage_summary_period',
+            from_date=date('from_date'), to_date=date('to_date'))
+        context['labels'] = {
+            name: field['string']
+            for name, field in Summary.fields_get().items()}
+        return context

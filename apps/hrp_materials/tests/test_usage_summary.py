@@ -16,6 +16,44 @@ from .test_receiving import Receiving, gs1, gtin
 from .tools import as_user, create_cost_center, create_user
 
 
+def spreadsheet_rows(extension, content):
+    """The rows of the first table of an OpenDocument spreadsheet: the cell
+    values (floats for numbers, text else), empty trailing cells left out"""
+    import io
+    import zipfile
+    from xml.etree import ElementTree
+
+    assert extension == 'ods', extension
+    if isinstance(content, str):
+        content = content.encode('utf-8')
+    if content.startswith(b'PK'):
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            assert archive.read('mimetype') == (
+                b'application/vnd.oasis.opendocument.spreadsheet')
+            content = archive.read('content.xml')
+    ns = {
+        'table': 'urn:oasis:names:tc:opendocument:xmlns:table:1.0',
+        'office': 'urn:oasis:names:tc:opendocument:xmlns:office:1.0',
+        'text': 'urn:oasis:names:tc:opendocument:xmlns:text:1.0',
+        }
+    root = ElementTree.fromstring(content)
+    table = root.find('.//table:table', ns)
+    rows = []
+    for row in table.findall('table:table-row', ns):
+        values = []
+        for cell in row.findall('table:table-cell', ns):
+            kind = cell.get('{%s}value-type' % ns['office'])
+            if kind == 'float':
+                values.append(float(cell.get('{%s}value' % ns['office'])))
+            else:
+                values.append(''.join(cell.itertext()))
+        while values and values[-1] == '':
+            values.pop()
+        if values:
+            rows.append(values)
+    return rows
+
+
 class UsageSummaryTestCase(unittest.TestCase):
     "Test the used products summary"
 
@@ -105,6 +143,23 @@ class UsageSummaryTestCase(unittest.TestCase):
             with Transaction().set_context(
                     company=h.company.id, from_date=days(1)):
                 self.assertEqual(Summary.search([]), [])
+
+            # exported as a spreadsheet, the period in its title
+            with as_user(h.keeper, h.company), Transaction().set_context(
+                    company=h.company.id, from_date=today(),
+                    to_date=today()):
+                ids = [r.id for r in Summary.search([])]
+                sheet = spreadsheet_rows(*Pool().get(
+                        'hrp.usage.summary.report', type='report').execute(
+                        ids, {'model': Summary.__name__, 'ids': ids})[:2])
+            self.assertEqual(sheet[0], ["Used Products Summary"])
+            self.assertIn(str(today().year), sheet[1][0])
+            self.assertEqual(sheet[2][:4], [
+                    "Supplier", "Store", "Material", "Quantity"])
+            self.assertEqual(sheet[3][:5], [
+                    h.supplier.rec_name, h.cardio_store.rec_name,
+                    h.stent.rec_name, 2.0, h.stent.default_uom.symbol])
+            self.assertEqual(len(sheet), 4)
 
             # a store keeper reads it, a nurse may not
             nurse = create_user(
