@@ -138,12 +138,12 @@ def main(argv=None):
             receipt_ids = {}
             for supplier in suppliers:
                 cursor.execute(*receipt.insert(
-                        [receipt.company, receipt.purchase, receipt.supplier,
-                            receipt.warehouse, receipt.state,
-                            receipt.number],
-                        [[company.id, purchase_of[supplier.id].id,
-                                supplier.id, warehouse.id, 'done',
-                                f'RK-{supplier.id}']],
+                        [receipt.company, receipt.kind, receipt.purchase,
+                            receipt.supplier, receipt.warehouse,
+                            receipt.state, receipt.number],
+                        [[company.id, 'purchase',
+                                purchase_of[supplier.id].id, supplier.id,
+                                warehouse.id, 'done', f'RK-{supplier.id}']],
                         [receipt.id]))
                 receipt_ids[supplier.id], = cursor.fetchone()
             cursor.execute(*receipt_line.insert(
