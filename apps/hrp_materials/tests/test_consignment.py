@@ -8,6 +8,7 @@ import unittest
 from decimal import Decimal
 
 from trytond.exceptions import UserError
+from trytond.model.exceptions import AccessError
 from trytond.modules.company.tests import set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
@@ -418,3 +419,53 @@ class ConsignmentTestCase(unittest.TestCase):
                 with self.assertRaisesRegex(UserError, 'HIS'):
                     Consumption.scan_barcode(other.id, stent('SN306'))
                 self.assertEqual(Consumption(other.id).lines, ())
+
+    @with_transaction()
+    def test_supplier_portal(self):
+        """A supplier's user sees its own consignment stock, consumption and
+        messages, not another supplier's, and no usage registration"""
+        pool = Pool()
+        Stock = pool.get('hrp.consignment.stock')
+        Summary = pool.get('hrp.usage.summary')
+        Consumption = pool.get('hrp.consumption')
+        Receipt = pool.get('hrp.receipt')
+        User = pool.get('res.user')
+        h = Theatre()
+        with set_company(h.company):
+            lots = h.receive(['SN401', 'SN402'])
+            other = create_supplier("西南医疗", [h.stent.template])
+            create_contract(h.company, other, [(h.stent, Decimal('6000'))])
+            receipt = h.consignment_receipt(supplier=other)
+            Receipt.scan_barcode(receipt.id, gs1(
+                    gtin(2), expiry=days(400), lot='C1', serial='SN501'))
+            with as_user(h.keeper, h.company):
+                Receipt.receive([Receipt(receipt.id)])
+            h.use([(h.stent, 1, lots['SN401'])])
+
+            def portal_user(login, supplier):
+                user = create_user(
+                    login, 'hrp_materials.group_supplier', h.company)
+                User.write([user], {'hrp_supplier': supplier.id})
+                return user
+            mine = portal_user('supplier.hd', h.supplier)
+            theirs = portal_user('supplier.xn', other)
+            context = dict(from_date=today(), to_date=today())
+            with as_user(mine, h.company), \
+                    Transaction().set_context(context):
+                self.assertEqual(
+                    [(r.supplier, r.lot.number) for r in Stock.search([])],
+                    [(h.supplier, 'SN402')])
+                self.assertEqual(
+                    [(r.supplier, r.quantity) for r in Summary.search([])],
+                    [(h.supplier, 1)])
+                with self.assertRaises(AccessError):
+                    Consumption.search([])
+            with as_user(theirs, h.company), \
+                    Transaction().set_context(context):
+                self.assertEqual(
+                    [(r.supplier, r.lot.number) for r in Stock.search([])],
+                    [(other, 'SN501')])
+                self.assertEqual(Summary.search([]), [])
+            # the store keeper sees every supplier's
+            with as_user(h.keeper, h.company):
+                self.assertEqual(len(Stock.search([])), 2)
