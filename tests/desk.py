@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -163,6 +164,29 @@ def wait_until(predicate, timeout=20, interval=0.3, message=None):
         if time.monotonic() > deadline:
             pytest.fail(message or f"timed out waiting for {predicate}")
         time.sleep(interval)
+
+
+def scan(page, field, text):
+    """Type text into the scan field and end it with Enter, as a
+    keyboard-wedge scanner does; wait until the form took it (the field is
+    emptied)"""
+    field.click()
+    page.keyboard.type(text)
+    page.keyboard.press('Enter')
+    wait_until(lambda: field.input_value() == '',
+        message=f"the scan {text!r} was not taken")
+
+
+def scan_refused(page, field, text, pattern):
+    """Type text into the scan field and end it with Enter; wait for the
+    error dialog whose text matches pattern and return it (open)"""
+    field.click()
+    page.keyboard.type(text)
+    page.keyboard.press('Enter')
+    dialog = page.locator('.modal-dialog:visible',
+        has_text=re.compile(pattern))
+    dialog.wait_for()
+    return dialog
 
 
 def xml_id(rpc, name):

@@ -12,14 +12,13 @@ counts it), scans a lot that was never received (refused with the
 translated error, no line added), saves and posts: two units leave the
 store. Screenshots go to ``test-artifacts/consumption-*.png``."""
 import datetime as dt
-import re
 import time
 
 import pytest
 
 from tests.desk import (
     ARTIFACTS, Rpc, active_tab, form_selection, labels, login, menu_path,
-    new_page, open_menu_entry, wait_until)
+    new_page, open_menu_entry, scan, scan_refused, wait_until)
 from tests.test_browser_receiving import date, element_string
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_db]
@@ -85,7 +84,7 @@ def test_consumption_desk_scan(desk, browser):
     store = defaults['store']
     assert store, f"{nurse_login} has no department store"
     product, lot, expiry = stock_lot(admin, company, store, today)
-    scan = element_string(product['gtin'], expiry, lot)
+    text = element_string(product['gtin'], expiry, lot)
     unknown = element_string(product['gtin'], expiry, lot + 'X')
     menu = menu_path(admin, 'hrp_materials.menu_consumption')
     kinds = labels(admin, 'hrp.consumption', 'kind')
@@ -125,22 +124,14 @@ def test_consumption_desk_scan(desk, browser):
 
         # the scanner types each scan and ends it with Enter
         for _ in range(2):
-            scan_input.click()
-            page.keyboard.type(scan)
-            page.keyboard.press('Enter')
-            wait_until(lambda: scan_input.input_value() == '',
-                message="the scan was not taken")
+            scan(page, scan_input, text)
         wait_until(lambda: len(rows()) == 1,
             message="the scans did not add one line")
         screenshot(page, '1-scanned')
 
         # a lot that was never received is refused, nothing added
-        scan_input.click()
-        page.keyboard.type(unknown)
-        page.keyboard.press('Enter')
-        dialog = page.locator('.modal-dialog:visible',
-            has_text=re.compile('从未验收入库|never received'))
-        dialog.wait_for()
+        dialog = scan_refused(
+            page, scan_input, unknown, '从未验收入库|never received')
         screenshot(page, '2-refused')
         dialog.locator('button').last.click()
         assert len(rows()) == 1

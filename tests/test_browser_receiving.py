@@ -12,14 +12,14 @@ it), scans a unit with a past expiry (refused with the translated error, no
 line added), saves and receives.  Screenshots go to
 ``test-artifacts/receiving-*.png``."""
 import datetime as dt
-import re
 import time
 
 import pytest
 
 from tests.desk import (
     ARTIFACTS, Rpc, active_tab, approve_pending, form_selection, labels,
-    login, menu_path, new_page, open_menu_entry, wait_until)
+    login, menu_path, new_page, open_menu_entry, scan, scan_refused,
+    wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_db]
 
@@ -131,7 +131,7 @@ def test_receiving_desk_scan(desk, browser):
     state = labels(admin, 'hrp.receipt', 'state')
     expiry = today + dt.timedelta(days=400)
     lot = f'BT{int(time.time()) % 1000000:06d}'
-    scan = element_string(product['gtin'], expiry, lot)
+    text = element_string(product['gtin'], expiry, lot)
     expired = element_string(
         product['gtin'], today - dt.timedelta(days=2), lot + 'X')
 
@@ -166,11 +166,7 @@ def test_receiving_desk_scan(desk, browser):
 
         # the scanner types each scan and ends it with Enter
         for _ in range(2):
-            scan_input.click()
-            page.keyboard.type(scan)
-            page.keyboard.press('Enter')
-            wait_until(lambda: scan_input.input_value() == '',
-                message="the scan was not taken")
+            scan(page, scan_input, text)
         wait_until(lambda: len(rows()) == 1,
             message="the scans did not add one line")
         row = lines.first
@@ -178,12 +174,7 @@ def test_receiving_desk_scan(desk, browser):
         screenshot(page, '1-scanned')
 
         # an expired unit is refused with the translated message
-        scan_input.click()
-        page.keyboard.type(expired)
-        page.keyboard.press('Enter')
-        dialog = page.locator('.modal-dialog:visible',
-            has_text=re.compile('过期|expired'))
-        dialog.wait_for()
+        dialog = scan_refused(page, scan_input, expired, '过期|expired')
         screenshot(page, '2-refused')
         dialog.locator('button').last.click()
         assert len(rows()) == 1
