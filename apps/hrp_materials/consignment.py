@@ -36,6 +36,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import ConsignmentError, ReceiptError
+from .invoice import _format_price, _format_quantity
 
 
 def consignment_price(supplier, product, date, company, quantity=None,
@@ -325,6 +326,66 @@ class InvoiceLine(metaclass=PoolMeta):
             stock_moves=[move],
             origin=move)
         return line
+
+
+class Invoice(metaclass=PoolMeta):
+    __name__ = 'account.invoice'
+
+    def _hrp_match_other(
+            self, line, results, quantity_tolerance, price_tolerance):
+        """A line of consigned goods used (or given back) is vouched for by
+        its stock move: the quantity that moved, at the contract price"""
+        pool = Pool()
+        Move = pool.get('stock.move')
+        Uom = pool.get('product.uom')
+        move = line.origin
+        if not isinstance(move, Move) or move.id < 0 or move.state != 'done':
+            return super()._hrp_match_other(
+                line, results, quantity_tolerance, price_tolerance)
+        if move.is_supplier_consignment:
+            sign = 1
+        elif (move.to_location.type == 'supplier'
+                and move.to_location.consignment_party):
+            sign = -1
+        else:
+            return super()._hrp_match_other(
+                line, results, quantity_tolerance, price_tolerance)
+        notes = []
+        unit = line.unit or move.unit
+        moved = sign * Uom.compute_qty(
+            move.unit, move.quantity, unit, round=False)
+        margin = abs(moved) * float(quantity_tolerance)
+        quantity_ok = unit.round(
+            abs(line.quantity or 0) - abs(moved) - margin) <= 0 and (
+            (line.quantity or 0) * sign >= 0)
+        material = self._hrp_line_name(line)
+        if not quantity_ok:
+            notes.append(gettext(
+                    'hrp_materials.msg_invoice_match_consignment_quantity',
+                    material=material, move=move.rec_name,
+                    invoiced=_format_quantity(line.quantity or 0, unit),
+                    moved=_format_quantity(moved, unit)))
+        ordered = consignment_price(
+            line.party or self.party, move.product, move.effective_date,
+            self.company, unit=unit)
+        price_ok = True
+        if (ordered is not None and line.unit_price is not None
+                and line.currency == self.company.currency):
+            price_ok = line.unit_price <= round_price(
+                ordered * (1 + price_tolerance))
+            if not price_ok:
+                notes.append(gettext(
+                        'hrp_materials.msg_invoice_match_consignment_price',
+                        material=material,
+                        price=_format_price(line.unit_price, line.currency),
+                        ordered=_format_price(ordered, line.currency)))
+        results[line] = {
+            'hrp_received_quantity': moved,
+            'hrp_ordered_price': ordered,
+            'hrp_match_state': (
+                'matched' if quantity_ok and price_ok else 'mismatch'),
+            }
+        return notes
 
 
 class ConsignmentStock(ModelSQL, ModelView):

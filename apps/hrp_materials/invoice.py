@@ -191,6 +191,11 @@ class Invoice(metaclass=PoolMeta):
                 continue
             if isinstance(line.origin, PurchaseLine) and line.origin.id >= 0:
                 by_purchase_line[line.origin].append(line)
+                continue
+            other = self._hrp_match_other(
+                line, results, quantity_tolerance, price_tolerance)
+            if other is not None:
+                notes.extend(other)
             else:
                 results[line] = {
                     'hrp_received_quantity': None,
@@ -211,6 +216,13 @@ class Invoice(metaclass=PoolMeta):
             if results and not notes
             else 'mismatch')
         return state, notes, results
+
+    def _hrp_match_other(
+            self, line, results, quantity_tolerance, price_tolerance):
+        """Match line, which comes from no purchase line: fill its results
+        and return the notes, or return None when nothing vouches for it
+        (it was not ordered)"""
+        return None
 
     @staticmethod
     def _hrp_line_name(line):

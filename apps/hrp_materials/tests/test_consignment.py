@@ -205,6 +205,21 @@ class ConsignmentTestCase(unittest.TestCase):
                         'invoice_date': today(),
                         'lines': [('add', [invoice_line.id])],
                         }])
+            # the supplier's invoice matches the use at the contract price
+            Invoice.hrp_match([invoice])
+            self.assertEqual(Invoice(invoice.id).hrp_match_state, 'matched')
+            InvoiceLine = pool.get('account.invoice.line')
+            InvoiceLine.write([invoice_line], {'unit_price': Decimal('6500')})
+            Invoice.hrp_match([invoice])
+            invoice = Invoice(invoice.id)
+            self.assertEqual(invoice.hrp_match_state, 'mismatch')
+            self.assertIn('6200', invoice.hrp_match_notes)
+            InvoiceLine.write([invoice_line], {
+                    'unit_price': CONTRACT_PRICE, 'quantity': 2})
+            Invoice.hrp_match([invoice])
+            self.assertEqual(Invoice(invoice.id).hrp_match_state, 'mismatch')
+            InvoiceLine.write([invoice_line], {'quantity': 1})
+
             consumption = Consumption(consumption.id)
             consumption.cancel_reason = "手术取消"
             consumption.save()
