@@ -245,12 +245,19 @@ def test_plan_desk_flow(desk, browser):
                 '.form input[name="description"]').first
             description_input.wait_for()
             # The default period (today and the next 30 days) takes the
-            # requests of today
-            assert tab.locator('.form input[name="period_start"]').count()
+            # requests of today; the defaults arrive after the form shows,
+            # and would overwrite a description typed before them
+            period_start = tab.locator(
+                '.form input[name="period_start"]').first
+            wait_until(lambda: period_start.input_value() != '',
+                message="the new plan's defaults did not arrive")
             description_input.fill(description)
             # Leaving the field hands its value to the record before the
             # button saves it
             description_input.press('Tab')
+            wait_until(
+                lambda: description_input.input_value() == description,
+                message="the description was not kept")
 
             # Collecting saves the new plan and fills its lines
             tab.locator('.form button[name="collect"]').click()
