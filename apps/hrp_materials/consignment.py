@@ -32,11 +32,11 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.modules.product import round_price
 from trytond.pool import Pool, PoolMeta
-from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import ConsignmentError, ReceiptError
 from .invoice import _format_price, _format_quantity
+from .mixin import SupplierMaterialRowMixin
 
 
 def consignment_price(supplier, product, date, company, quantity=None,
@@ -127,14 +127,7 @@ class Receipt(metaclass=PoolMeta):
             for line in accepted]
         Move.save(moves)
         Move.do(moves)
-        values = []
-        for line, move in zip(accepted, moves):
-            values.extend([[line], {
-                        'move': move.id,
-                        'lot': lots[line].id if lots.get(line) else None,
-                        }])
-        if values:
-            Line.write(*values)
+        Line.link_moves(dict(zip(accepted, moves)), lots)
 
 
 class ReceiptLine(metaclass=PoolMeta):
@@ -388,28 +381,13 @@ class Invoice(metaclass=PoolMeta):
         return notes
 
 
-class ConsignmentStock(ModelSQL, ModelView):
+class ConsignmentStock(SupplierMaterialRowMixin, ModelSQL, ModelView):
     __name__ = 'hrp.consignment.stock'
     __string__ = "Consignment Stock"
 
-    company = fields.Many2One('company.company', "Company")
-    supplier = fields.Many2One(
-        'party.party', "Supplier",
-        context={
-            'company': Eval('company', -1),
-            },
-        depends={'company'})
-    store = fields.Many2One('stock.location', "Store")
     location = fields.Many2One('stock.location', "Consignment Location")
-    product = fields.Many2One(
-        'product.product', "Material",
-        context={
-            'company': Eval('company', -1),
-            },
-        depends={'company'})
     lot = fields.Many2One('stock.lot', "Lot")
     expiry = fields.Date("Expiry")
-    unit = fields.Many2One('product.uom', "Unit")
     quantity = fields.Float("Quantity", digits='unit')
     last_move = fields.Date("Last Move")
 

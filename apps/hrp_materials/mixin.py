@@ -64,6 +64,29 @@ class PeriodContextMixin:
         return Pool().get('ir.date').today()
 
 
+class SupplierMaterialRowMixin:
+    """The row of a report on a supplier's material in a store of a company
+    (used products summary, consignment stock); the model adds its quantity
+    (in unit)"""
+    __slots__ = ()
+
+    company = fields.Many2One('company.company', "Company")
+    supplier = fields.Many2One(
+        'party.party', "Supplier",
+        context={
+            'company': Eval('company', -1),
+            },
+        depends={'company'})
+    store = fields.Many2One('stock.location', "Store")
+    product = fields.Many2One(
+        'product.product', "Material",
+        context={
+            'company': Eval('company', -1),
+            },
+        depends={'company'})
+    unit = fields.Many2One('product.uom', "Unit")
+
+
 class IssueUnitMixin:
     """Lines of a material in its issue unit: the product's default unit,
     read-only, filled also when a client does not send it"""

@@ -619,14 +619,7 @@ class Receipt(Workflow, ModelSQL, ModelView):
         if cancelled:
             Move.save(cancelled)
             Move.cancel(cancelled)
-        values = []
-        for line, move in line_moves.items():
-            values.extend([[line], {
-                        'move': move.id,
-                        'lot': lots[line].id if lots.get(line) else None,
-                        }])
-        if values:
-            Line.write(*values)
+        Line.link_moves(line_moves, lots)
         self.shipment = shipment
         self.save()
 
@@ -1038,6 +1031,19 @@ class ReceiptLine(IssueUnitMixin, ModelSQL, ModelView):
                     store=store.rec_name, material=material))
 
     # Stock
+
+    @classmethod
+    def link_moves(cls, line_moves, lots):
+        """Record on the received lines ({line: move}) their stock move and
+        their lot ({line: lot}, see get_lots)"""
+        values = []
+        for line, move in line_moves.items():
+            values.extend([[line], {
+                        'move': move.id,
+                        'lot': lots[line].id if lots.get(line) else None,
+                        }])
+        if values:
+            cls.write(*values)
 
     @classmethod
     def get_lots(cls, lines):

@@ -21,28 +21,13 @@ from trytond.pyson import Eval
 from trytond.report import Report
 from trytond.transaction import Transaction
 
-from .mixin import PeriodContextMixin
+from .mixin import PeriodContextMixin, SupplierMaterialRowMixin
 
 
-class UsageSummary(ModelSQL, ModelView):
+class UsageSummary(SupplierMaterialRowMixin, ModelSQL, ModelView):
     __name__ = 'hrp.usage.summary'
     __string__ = "Used Products Summary"
 
-    company = fields.Many2One('company.company', "Company")
-    supplier = fields.Many2One(
-        'party.party', "Supplier",
-        context={
-            'company': Eval('company', -1),
-            },
-        depends={'company'})
-    store = fields.Many2One('stock.location', "Store")
-    product = fields.Many2One(
-        'product.product', "Material",
-        context={
-            'company': Eval('company', -1),
-            },
-        depends={'company'})
-    unit = fields.Many2One('product.uom', "Unit")
     quantity = fields.Float("Quantity", digits='unit')
     amount = Monetary("Amount", currency='currency', digits='currency')
     currency = fields.Many2One('currency.currency', "Currency")
