@@ -104,3 +104,11 @@ class AgreedLevelValidationError(ValidationError):
 
 class ConsignmentError(UserError):
     pass
+
+
+class ReplenishmentValidationError(ValidationError):
+    pass
+
+
+class AlertError(UserError):
+    pass
