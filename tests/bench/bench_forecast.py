@@ -29,12 +29,23 @@ same stream (the n-th order of a material waits as long in both): the
 demand is served from stock on hand, what is not is lost; at the end of a
 day an inventory position (on hand plus on order) at or below the minimum
 orders up to the maximum.  A cycle runs from one order to the next; a
-stock-out day is a day with demand lost.  Pure Python, standard library
-only.  It asserts nothing: it is a measurement, not a test."""
+stock-out day is a day with demand lost.  It asserts nothing: it is a
+measurement, not a test.
+
+With --uri (e.g. postgresql://postgres@127.0.0.1:5432/, or sqlite://) the
+computed policy's levels come from the module itself: the training days
+are written to a throw-away database (from the test suite's template, see
+benchdb.py) as the central store's consumption moves and each lead time
+sample as a purchase and its receipt, the nightly computation
+(``hrp.replenishment.compute_company``) runs on them, and its reorder
+points and order-up-to levels (in whole units; Tryton orders below the
+reorder point) are simulated instead of the arithmetic's."""
 import argparse
+import datetime as dt
 import math
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 
 from hrp_materials import forecast
@@ -112,6 +123,136 @@ def parameters(material, service_level, review_days):
     safety = forecast.safety_stock(service_level, mean, std, lead, lead_std)
     reorder = forecast.reorder_point(mean, lead, safety)
     return reorder, forecast.order_up_to(reorder, mean, review_days)
+
+
+def database_parameters(materials, options):
+    """{material index: (minimum, maximum)} computed by the module from the
+    training days written to a database on options.uri"""
+    import benchdb
+    benchdb.configure(options.uri, 'bench_forecast')
+
+    from decimal import Decimal
+
+    from trytond.modules.company.tests import create_company, set_company
+    from trytond.pool import Pool
+    from trytond.tests.test_tryton import DB_NAME, activate_module
+    from trytond.transaction import Transaction
+
+    from hrp_materials.tests.test_consumption import (
+        create_category, create_product)
+
+    activate_module(['hrp_materials'])
+    pool = Pool(DB_NAME)
+    # the configuration singleton is created under its table lock
+    with Transaction().start(DB_NAME, 0, context={},
+            _lock_tables=['hrp_configuration']):
+        Configuration = pool.get('hrp.configuration')
+        Location = pool.get('stock.location')
+        Move = pool.get('stock.move')
+        Party = pool.get('party.party')
+        Purchase = pool.get('purchase.purchase')
+        Replenishment = pool.get('hrp.replenishment')
+        Consumption = pool.get('hrp.consumption')
+        company = create_company()
+        with set_company(company):
+            today = pool.get('ir.date').today()
+            warehouse, = Location.search([('type', '=', 'warehouse')])
+            central = warehouse.storage_location
+            central.hrp_store_type = 'central'
+            central.save()
+            supplier_location, = Location.search(
+                [('type', '=', 'supplier')], limit=1)
+            consumption = Consumption.consumption_location()
+            config = Configuration(1)
+            config.service_level = options.service_level
+            config.review_days = options.review_days
+            config.replenishment_history_days = options.history_days
+            config.save()
+            supplier, = Party.create([{
+                        'name': "供应商", 'addresses': [('create', [{}])]}])
+            category = create_category("敷料类")
+            unit = pool.get('product.uom')(pool.get(
+                    'ir.model.data').get_id('product', 'uom_unit'))
+            products = [create_product(
+                    f"物资 {m.index:04d}", category, Decimal('1'),
+                    purchasable=True, purchase_uom=unit.id)
+                for m in materials]
+            start = time.perf_counter()
+            demand, receipts = [], []
+            for material, product in zip(materials, products):
+                history = len(material.history)
+                for day, quantity in enumerate(material.history):
+                    if quantity:
+                        demand.append({
+                                'product': product.id,
+                                'unit': product.default_uom.id,
+                                'quantity': quantity,
+                                'from_location': central.id,
+                                'to_location': consumption.id,
+                                'company': company.id,
+                                'effective_date': today - dt.timedelta(
+                                    days=history - day),
+                                })
+                for k, lead in enumerate(material.lead_samples):
+                    ordered = today - dt.timedelta(days=300 - 30 * k)
+                    receipts.append((product, ordered, lead))
+            purchases = Purchase.create([{
+                        'company': company.id, 'party': supplier.id,
+                        'invoice_address': supplier.addresses[0].id,
+                        'warehouse': warehouse.id,
+                        'purchase_date': ordered,
+                        'lines': [('create', [{
+                                        'product': product.id,
+                                        'quantity': 10,
+                                        'unit': product.default_uom.id,
+                                        'unit_price': Decimal('1'),
+                                        }])],
+                        } for product, ordered, _ in receipts])
+            for purchase, (product, ordered, lead) in zip(
+                    purchases, receipts):
+                line, = purchase.lines
+                demand.append({
+                        'product': product.id,
+                        'unit': product.default_uom.id, 'quantity': 10,
+                        'from_location': supplier_location.id,
+                        'to_location': central.id, 'company': company.id,
+                        'effective_date': ordered + dt.timedelta(days=lead),
+                        'origin': str(line),
+                        'unit_price': Decimal('1'),
+                        'currency': company.currency.id,
+                        })
+            # written as done moves directly: the ORM would take minutes
+            move = Move.__table__()
+            cursor = Transaction().connection.cursor()
+            now = dt.datetime.now()
+            columns = ['product', 'unit', 'quantity', 'from_location',
+                'to_location', 'company', 'effective_date', 'origin',
+                'unit_price', 'currency']
+            for i in range(0, len(demand), 1000):
+                cursor.execute(*move.insert(
+                        [getattr(move, c) for c in columns] + [
+                            move.internal_quantity, move.planned_date,
+                            move.state, move.create_date, move.create_uid],
+                        [[v.get(c) for c in columns] + [
+                                v['quantity'], v['effective_date'], 'done',
+                                now, 0]
+                            for v in demand[i:i + 1000]]))
+            print(f"database ({options.uri.split(':')[0]}): "
+                f"{len(demand)} moves of history written in "
+                f"{time.perf_counter() - start:.1f} s")
+            start = time.perf_counter()
+            Replenishment.compute_company(company)
+            print(f"parameters computed in "
+                f"{(time.perf_counter() - start) * 1000:.0f} ms")
+            index = {p.id: m.index for m, p in zip(materials, products)}
+            result = {}
+            for record in Replenishment.search(
+                    [('store', '=', central.id)]):
+                if record.reorder_point is not None:
+                    result[index[record.product.id]] = (
+                        record.reorder_point - 1, record.target_quantity)
+            Transaction().rollback()
+    return result
 
 
 def baseline(material, baseline_days, review_days):
@@ -198,14 +339,23 @@ def main(argv=None):
     parser.add_argument('--service-level', type=float, default=0.95)
     parser.add_argument('--review-days', type=int, default=7)
     parser.add_argument('--baseline-days', type=int, default=7)
+    parser.add_argument('--uri', default=None,
+        help="compute the levels with the module on this database")
     options = parser.parse_args(argv)
     target = options.service_level
 
     materials = generate(options.seed, options.materials,
         options.history_days, options.test_days)
+    computed = None
+    if options.uri:
+        computed = database_parameters(materials, options)
     results = {'computed': [], 'baseline': []}
     for material in materials:
-        s, S = parameters(material, target, options.review_days)
+        if computed is not None:
+            # no level: the module does not replenish the material
+            s, S = computed.get(material.index, (-1, 0))
+        else:
+            s, S = parameters(material, target, options.review_days)
         # the same lead times for both policies as long as they order alike
         results['computed'].append(simulate(
                 material, s, S, random.Random(options.seed * 100003
@@ -220,6 +370,8 @@ def main(argv=None):
         f"({', '.join(f'{n} {p}' for p, n in counts.items())}), "
         f"{options.history_days} training days, "
         f"{options.test_days} test days")
+    print("computed levels from: " + ("the module's nightly computation on "
+            "the database" if computed is not None else "the arithmetic"))
     print(f"computed: service level {target} "
         f"(z {forecast.z_score(target):.3f}), review {options.review_days} "
         f"days; baseline: minimum {options.baseline_days} days of demand, "
