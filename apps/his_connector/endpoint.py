@@ -10,7 +10,7 @@ from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin, ModelSQL, ModelView, Unique, fields)
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import (
     CredentialError, EndpointMissingError, EndpointValidationError)
@@ -416,6 +416,18 @@ class Endpoint(DeactivableMixin, ModelSQL, ModelView):
                 password=self.get_credential(),
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout))
+
+    @classmethod
+    def is_configured(cls, purpose, company=None):
+        """Whether the company (default: the context's) has an active
+        endpoint for purpose"""
+        if company is None:
+            company = Transaction().context.get('company')
+        with without_check_access():
+            return bool(cls.search([
+                        ('purpose', '=', purpose),
+                        ('company', '=', getattr(company, 'id', company)),
+                        ], limit=1))
 
     @classmethod
     def get_active(cls, purpose, company=None):

@@ -20,8 +20,7 @@ import datetime as dt
 from collections import defaultdict
 
 from sql import Null
-from sql.aggregate import Max, Sum
-from sql.conditionals import Case
+from sql.aggregate import Max
 
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
@@ -30,7 +29,8 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import AlertError
-from .stock_status import store_locations
+from .mixin import context_companies
+from .stock_status import stock_balance, store_locations
 
 KINDS = [
     ('out_of_stock', "Out of Stock"),
@@ -191,13 +191,8 @@ class Alert(Workflow, ModelSQL, ModelView):
         """The scheduled job: open the alerts whose condition holds, resolve
         those whose condition has cleared, tell the responsible people of
         the new ones; return the new alerts"""
-        pool = Pool()
-        Company = pool.get('company.company')
-        company_id = Transaction().context.get('company')
-        companies = ([Company(company_id)] if company_id is not None
-            else Company.search([]))
         created = []
-        for company in companies:
+        for company in context_companies():
             with Transaction().set_context(company=company.id), \
                     without_check_access():
                 created.extend(cls.generate_company(company))
@@ -338,14 +333,11 @@ class Alert(Workflow, ModelSQL, ModelView):
         Move = Pool().get('stock.move')
         move = Move.__table__()
         cursor = Transaction().connection.cursor()
-        into = move.to_location.in_(locations)
-        out = move.from_location.in_(locations)
-        quantity = Sum(Case((into & ~out, move.internal_quantity),
-                (out & ~into, -move.internal_quantity), else_=0))
+        quantity, touching = stock_balance(move, locations)
         cursor.execute(*move.select(
                 move.lot, quantity,
                 where=(move.state == 'done') & (move.lot != Null)
-                & (move.company == company.id) & (into | out),
+                & (move.company == company.id) & touching,
                 group_by=[move.lot],
                 having=quantity > 0))
         return dict(cursor)
@@ -357,15 +349,12 @@ class Alert(Workflow, ModelSQL, ModelView):
         Move = Pool().get('stock.move')
         move = Move.__table__()
         cursor = Transaction().connection.cursor()
-        into = move.to_location.in_(locations)
-        out = move.from_location.in_(locations)
-        quantity = Sum(Case((into & ~out, move.internal_quantity),
-                (out & ~into, -move.internal_quantity), else_=0))
+        quantity, touching = stock_balance(move, locations)
         last = Max(move.effective_date)
         cursor.execute(*move.select(
                 move.product, quantity, last,
                 where=(move.state == 'done')
-                & (move.company == company.id) & (into | out),
+                & (move.company == company.id) & touching,
                 group_by=[move.product],
                 having=(quantity > 0) & (last < since)))
         for product_id, quantity, last_date in cursor:
@@ -483,12 +472,10 @@ class Alert(Workflow, ModelSQL, ModelView):
                             texts.append((alert, user, number, label))
         with without_check_access():
             Notification.save(notifications)
-            companies = {t[0].company.id for t in texts}
-            modems = {c for c in companies if Endpoint.search([
-                        ('purpose', '=', 'sms'), ('company', '=', c),
-                        ], limit=1)}
+            modems = {c for c in {t[0].company for t in texts}
+                if Endpoint.is_configured('sms', c)}
         for alert, user, number, label in texts:
-            if alert.company.id not in modems:
+            if alert.company not in modems:
                 continue
             Service.send_sms(number, label,
                 key=f'{cls.__name__}-{alert.id}-{user.id}', origin=alert,
@@ -505,20 +492,16 @@ class Alert(Workflow, ModelSQL, ModelView):
         """The daily e-mail digest: each responsible person with an address
         gets the list of the alerts still open or acknowledged"""
         pool = Pool()
-        Company = pool.get('company.company')
         Endpoint = pool.get('his.endpoint')
         Service = pool.get('his.service')
         Date = pool.get('ir.date')
         Lang = pool.get('ir.lang')
         sent = []
-        for company in Company.search([]):
+        for company in context_companies():
+            if not Endpoint.is_configured('email', company):
+                continue
             with Transaction().set_context(company=company.id), \
                     without_check_access():
-                if not Endpoint.search([
-                            ('purpose', '=', 'email'),
-                            ('company', '=', company.id),
-                            ], limit=1):
-                    continue
                 today = date or Date.today()
                 alerts = cls.search([
                         ('company', '=', company.id),

@@ -126,3 +126,13 @@ def cost_values(move, product, quantity, document):
         'cost_center': document.department.cost_center.id,
         'category': categories[0].id if categories else None,
         }
+
+
+def context_companies():
+    """The companies a scheduled job works for: the context's (ir.cron runs
+    once per company of the job), else every company"""
+    Company = Pool().get('company.company')
+    company_id = Transaction().context.get('company')
+    if company_id is not None:
+        return [Company(company_id)]
+    return Company.search([])

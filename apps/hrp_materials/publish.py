@@ -244,11 +244,7 @@ class SupplierMessage(ModelSQL, ModelView):
         for company in companies:
             with Transaction().set_context(company=company.id):
                 composed = cls.compose(company, end=end)
-                with without_check_access():
-                    mailing = bool(Endpoint.search([
-                                ('purpose', '=', 'email'),
-                                ('company', '=', company.id),
-                                ], limit=1))
+                mailing = Endpoint.is_configured('email', company)
                 if not mailing:
                     for message in composed:
                         message.email = None

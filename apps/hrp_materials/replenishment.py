@@ -46,6 +46,7 @@ from trytond.transaction import Transaction, without_check_access
 from . import forecast
 from .exceptions import (
     ConfigurationValidationError, ReplenishmentValidationError)
+from .mixin import context_companies
 
 BASES = [
     ('history', "Consumption History"),
@@ -815,13 +816,8 @@ class Replenishment(ModelSQL, ModelView):
     def run_nightly(cls):
         """The scheduled job: compute every parameter of the company, then
         run Tryton's supply (purchase and internal shipment requests)"""
-        pool = Pool()
-        Company = pool.get('company.company')
-        OrderPoint = pool.get('stock.order_point')
-        company_id = Transaction().context.get('company')
-        companies = ([Company(company_id)] if company_id is not None
-            else Company.search([]))
-        for company in companies:
+        OrderPoint = Pool().get('stock.order_point')
+        for company in context_companies():
             with Transaction().set_context(
                     company=company.id, _skip_warnings=True), \
                     without_check_access():

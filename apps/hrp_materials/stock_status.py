@@ -53,6 +53,19 @@ def store_locations(store, echelon=False):
                 ])]
 
 
+def stock_balance(move, locations):
+    """The SQL sum of the moves of move (the stock.move table) into
+    locations less those out of them (the moves between two of them do not
+    count), and the condition of the moves that touch them"""
+    into = move.to_location.in_(locations) & ~move.from_location.in_(
+        locations)
+    out = move.from_location.in_(locations) & ~move.to_location.in_(
+        locations)
+    quantity = Coalesce(move.internal_quantity, 0)
+    balance = Sum(Case((into, quantity), (out, -quantity), else_=0))
+    return balance, (into | out)
+
+
 class StockStatus(ModelSQL, ModelView):
     __name__ = 'hrp.stock.status'
     __string__ = "Stock Status"
