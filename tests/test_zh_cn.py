@@ -49,3 +49,31 @@ def test_error_in_chinese(database):
                         {'code': 'XNK', 'name': "心内科", 'company': company.id}])
         transaction.rollback()
     assert "科室编码在公司内必须唯一" in error.value.message
+
+
+def test_list_columns_the_desk_draws(database):
+    """sao 8.0 has no list column for a date-time: a list showing one
+    without a widget (date or time) does not open in the desk"""
+    from lxml import etree
+
+    from trytond.pool import Pool
+    from trytond.tests.test_tryton import DB_NAME
+    from trytond.transaction import Transaction
+    with Transaction().start(DB_NAME, 0):
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        wrong = []
+        for view in View.search([
+                    ('module', 'in', i18n.MODULES),
+                    ('type', '=', 'tree'),
+                    ]):
+            Model = pool.get(view.model)
+            arch = View(view.id).view_get(view.model)['arch']
+            for node in etree.fromstring(arch).iter('field'):
+                field = Model._fields.get(node.get('name'))
+                if (field is not None
+                        and field._type in {'datetime', 'timestamp'}
+                        and not node.get('widget')):
+                    wrong.append(f'{view.module}.{view.name}: '
+                        f'{node.get("name")}')
+    assert not wrong

@@ -84,6 +84,9 @@ class Alert(Workflow, ModelSQL, ModelView):
         'product.product', "Material", readonly=True,
         context={'company': Eval('company', -1)}, depends={'company'})
     lot = fields.Many2One('stock.lot', "Lot", readonly=True)
+    licence = fields.Many2One(
+        'hrp.supplier.licence', "Licence", readonly=True,
+        ondelete='CASCADE')
     supplier = fields.Many2One(
         'party.party', "Supplier", readonly=True,
         context={'company': Eval('company', -1)}, depends={'company'})
@@ -142,10 +145,12 @@ class Alert(Workflow, ModelSQL, ModelView):
         return 'open'
 
     def get_title(self, name):
+        # built when read, in the reader's language
         where = (self.store.rec_name if self.store
             else self.supplier.rec_name if self.supplier else '')
+        subject = self.licence.rec_name if self.licence else self.subject
         return gettext(f'hrp_materials.msg_alert_{self.kind}',
-            subject=self.subject or '', where=where)
+            subject=subject or '', where=where)
 
     def get_rec_name(self, name):
         return self.title
@@ -380,7 +385,7 @@ class Alert(Workflow, ModelSQL, ModelView):
                 'kind': 'licence_expiring', 'group': group,
                 'key': f'licence_expiring:{licence.id}:{licence.expiry}',
                 'supplier': licence.party.id, 'date': licence.expiry,
-                'subject': licence.rec_name,
+                'licence': licence.id, 'subject': licence.number,
                 }
         for template in Template.search([
                     ('registration_expiry', '!=', None),

@@ -1,7 +1,9 @@
 # This file is part of HRP.  The COPYRIGHT file at the top level of this
 # repository contains the full copyright notices and license terms.
 """The inventory dashboard (库存看板): the alerts still open by store and
-severity, and the stock value and turnover days of each store.
+severity (those of suppliers, on licences and certificates, are in the
+alerts list), the fifteen stores holding the most stock value and the
+fifteen with the most turnover days.
 
 Turnover days are the stock value divided by the average daily value of
 the store's consumption (the done moves from the store to a consumption
@@ -59,6 +61,7 @@ class AlertSummary(ModelSQL, ModelView):
             count('info').as_('info'),
             Count(alert.id).as_('total'),
             where=alert.state.in_(['open', 'acknowledged'])
+            & (alert.store != Null)
             & _company_filter(alert.company),
             group_by=[alert.store])
 

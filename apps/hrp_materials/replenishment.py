@@ -34,7 +34,7 @@ import math
 from collections import defaultdict
 
 from sql import Null
-from sql.aggregate import Sum
+from sql.aggregate import Min, Sum
 from sql.operators import Concat
 
 from trytond.i18n import gettext
@@ -63,6 +63,7 @@ LEAD_TIME_SOURCES = [
 DEMAND_LOCATION_TYPES = ('production', 'customer')
 LEAD_TIME_WINDOW = 365
 CHUNK = 1000
+MIN_HISTORY_DAYS = 7
 
 
 def _chunks(items, size=CHUNK):
@@ -612,6 +613,13 @@ class Replenishment(ModelSQL, ModelView):
         if pairs is not None:
             keys &= set(pairs)
         store_types = {s.id: s.hrp_store_type for s in stores}
+        first_days = cls._first_days(
+            company, stores, today - dt.timedelta(days=history_days))
+        # the levels of an order point set by hand before the parameter
+        # existed become its manual minimum and maximum
+        for key, levels in cls._manual_order_points(
+                company, stores, set(keys) - set(existing)).items():
+            existing[key] = (None, *levels, None)
         supplier_lead_times = cls._supplier_lead_times(
             {p for s, p in keys if store_types[s] == 'central'}
             - set(lead_times))
@@ -638,14 +646,19 @@ class Replenishment(ModelSQL, ModelView):
                 lead, lead_std = float(config.internal_lead_time), 0.0
                 source, count = 'internal', 0
             level = service_levels.get(product_id, config.service_level)
-            mean, std = forecast.demand_statistics(
-                total, squares, history_days)
+            # a material first stocked within the window: since then
+            days = history_days
+            if (store_id, product_id) in first_days:
+                days = min(max(
+                        (today - first_days[store_id, product_id]).days,
+                        MIN_HISTORY_DAYS), history_days)
+            mean, std = forecast.demand_statistics(total, squares, days)
             row = {
                 'id': id_, 'company': company.id, 'store': store_id,
                 'product': product_id, 'minimum': minimum,
                 'maximum': maximum, 'safety_override': override,
                 'basis': 'history' if total > 0 else None,
-                'computed_at': now, 'history_days': history_days,
+                'computed_at': now, 'history_days': days,
                 'demand_days': days_with, 'demand_total': total,
                 'daily_demand': round(mean, 4), 'demand_std': round(std, 4),
                 'lead_time': round(lead, 2),
@@ -680,8 +693,10 @@ class Replenishment(ModelSQL, ModelView):
         for chunk in _chunks(new):
             cursor.execute(*table.insert(
                     [table.company, table.store, table.product,
+                        table.minimum, table.maximum,
                         table.create_date, table.create_uid] + columns,
-                    [[r['company'], r['store'], r['product'], now, user]
+                    [[r['company'], r['store'], r['product'], r['minimum'],
+                            r['maximum'], now, user]
                         + [r[n] for n in names] for r in chunk]))
         for row in rows:
             if row['id'] is None:
@@ -725,6 +740,48 @@ class Replenishment(ModelSQL, ModelView):
                         ]):
                 scopes[location.id].append(store.id)
         return scopes
+
+    @classmethod
+    def _first_days(cls, company, stores, start):
+        """{(store id, product id): the date of the first move into the
+        store} of the materials first stocked after start"""
+        Move = Pool().get('stock.move')
+        move = Move.__table__()
+        cursor = Transaction().connection.cursor()
+        scopes = cls._store_scopes(stores)
+        first = {}
+        for locations in _chunks(scopes):
+            cursor.execute(*move.select(
+                    move.to_location, move.product, Min(move.effective_date),
+                    where=(move.state == 'done')
+                    & (move.company == company.id)
+                    & move.to_location.in_(locations),
+                    group_by=[move.to_location, move.product]))
+            for location, product, date in cursor:
+                if isinstance(date, str):
+                    date = dt.date.fromisoformat(date)
+                for store in scopes[location]:
+                    key = store, product
+                    first[key] = min(first.get(key, date), date)
+        return {k: d for k, d in first.items() if d > start}
+
+    @classmethod
+    def _manual_order_points(cls, company, stores, keys):
+        """{(store id, product id): (minimum, target)} of the order points
+        of keys that no parameter owns yet"""
+        OrderPoint = Pool().get('stock.order_point')
+        locations = {s.id: cls._order_point_location(s).id for s in stores}
+        wanted = {(p, locations[s]): (s, p) for s, p in keys}
+        result = {}
+        for chunk in _chunks(wanted):
+            for op in OrderPoint.search([
+                        ('company', '=', company.id),
+                        ('product', 'in', list({p for p, _ in chunk})),
+                        ]):
+                key = wanted.get((op.product.id, op.location.id))
+                if key and op.min_quantity is not None:
+                    result[key] = (op.min_quantity, op.target_quantity)
+        return result
 
     @classmethod
     def _demand(cls, company, stores, today, history_days):

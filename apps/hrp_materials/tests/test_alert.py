@@ -164,6 +164,7 @@ class AlertTestCase(unittest.TestCase):
             self.assertEqual(licence.supplier, h.supplier)
             self.assertEqual(licence.group.id, procurement)
             self.assertIn("JY-2020-77", licence.title)
+            self.assertEqual(licence.licence.number, 'JY-2020-77')
             certificate, = [a for (k, _), a in found.items()
                 if k == 'certificate_expiring']
             self.assertEqual(certificate.product, h.gauze)

@@ -69,7 +69,7 @@ class Wards(Hospital):
                 })
         # two receipts: ordered, then received 5 and 9 days later
         self.lead_times = [5, 9]
-        for ordered, lead in zip([-80, -40], self.lead_times):
+        for ordered, lead in zip([-120, -40], self.lead_times):
             purchase, = Purchase.create([{
                         'company': company.id,
                         'party': self.supplier.id,
@@ -85,7 +85,7 @@ class Wards(Hospital):
             move(company, self.gauze, self.supplier_location, self.central,
                 200, days(ordered + lead), origin=str(line))
         move(company, self.gauze, self.central, self.cardio_store, 365,
-            days(-61))
+            days(-100))
         for day, quantity in GAUZE_DAILY:
             move(company, self.gauze, self.cardio_store,
                 self.consumption_location, quantity, days(day))
@@ -183,6 +183,45 @@ class ReplenishmentTestCase(unittest.TestCase):
             self.assertAlmostEqual(
                 ward.safety_stock,
                 statistics.NormalDist().inv_cdf(0.99) * std, places=1)
+
+    @with_transaction()
+    def test_new_material(self):
+        """A material first stocked within the history window is averaged
+        over the days since; an order point set by hand before gives the
+        new parameter its minimum and maximum"""
+        pool = Pool()
+        Replenishment = pool.get('hrp.replenishment')
+        OrderPoint = pool.get('stock.order_point')
+        company = create_company()
+        with set_company(company):
+            h = Wards(company)
+            OrderPoint.create([{
+                        'product': h.syringe.id, 'type': 'purchase',
+                        'location': h.warehouse.id, 'company': company.id,
+                        'min_quantity': 30, 'target_quantity': 100,
+                        }])
+            lot, = create_lots(h.syringe, ('S7', days(400)))
+            move(company, h.syringe, h.central, h.ortho_store, 60, days(-20),
+                lot=lot)
+            for day in range(-20, 0):
+                move(company, h.syringe, h.ortho_store,
+                    h.consumption_location, 2, days(day), lot=lot)
+            Replenishment.compute_company(company)
+            ortho = param(h.ortho_store, h.syringe)
+            self.assertEqual(ortho.history_days, 20)
+            self.assertEqual(ortho.daily_demand, 2)
+            self.assertEqual(ortho.demand_std, 0)
+            self.assertIn("20", ortho.explanation)
+
+            central = param(h.central, h.syringe)
+            self.assertEqual(central.minimum, 30)
+            self.assertEqual(central.maximum, 100)
+            self.assertEqual(central.target_quantity, 100)
+            self.assertGreaterEqual(central.reorder_point, 30)
+            op, = OrderPoint.search([('product', '=', h.syringe.id),
+                    ('type', '=', 'purchase')])
+            self.assertEqual(op, central.order_point)
+            self.assertEqual(op.min_quantity, central.reorder_point)
 
     @with_transaction()
     def test_manual_levels(self):
