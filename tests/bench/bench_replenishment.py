@@ -5,7 +5,8 @@ the figures.
 
     python tests/bench/bench_replenishment.py [--uri URI] [--materials N]
         [--stores N] [--moves N] [--status-materials N] [--runs N]
-        [--no-supply] [--no-analyze] [--profile] [--explain]
+        [--seed N] [--no-supply] [--no-analyze] [--record-cache-size N]
+        [--profile] [--explain] [--keep]
 
 Targets (issue 7): the nightly job over 10,000 materials × 60 stores with
 1,000,000 historical moves in less than 60 s on PostgreSQL; the stock
@@ -15,38 +16,42 @@ Builds a throw-away database with hrp_materials on URI (default the local
 PostgreSQL, from the test suite's template database; ``sqlite://`` works
 too, at small sizes): a company whose warehouse's storage location is the
 central store, STORES - 1 department stores under the warehouse (each with
-its department), 50 suppliers and MATERIALS purchasable goods (ten
-categories, two of them at a 0.99 service level; each material with a
-supplier declaring a lead time of 2 to 14 days), by the ORM.  Then about
-MOVES done stock moves over the last 90 days, written with bulk SQL
-inserts: each department store uses 1,000 to 2,000 of the materials (the
-first exactly STATUS-MATERIALS), with a skewed activity (a few materials
-every day, most now and then); its usages (store to the consumption
-location) are most of the moves, its replenishments from the central
-store (central to the store: the first fills it, the next ones follow the
-usage, some stores left at nothing) about one in nine; the central store
-receives every material from its supplier (supplier to central, two to
-five receipts whose purchase line and purchase date the lead time query
-measures); and a few moves under way today (usages being prepared,
-replenishments being issued or requested, goods ordered and not
-received).  The data is committed, and on PostgreSQL vacuumed and analysed
-(as autovacuum would have done long before the night: the history is
-months old; --no-analyze leaves the statistics stale).
+its department), a store keeper, 50 suppliers and MATERIALS purchasable
+goods (ten categories, two of them at a 0.99 service level; each material
+with a supplier declaring a lead time of 2 to 14 days), by the ORM.  Then
+about MOVES stock moves, written in bulk (COPY on PostgreSQL, multi-row
+INSERTs on SQLite), in the order they were made: each department store uses
+1,000 to 2,000 of the materials (the first exactly STATUS-MATERIALS), some
+every day, most now and then (a skewed activity); its usages (done moves
+from the store to the consumption location over the last 90 days) are
+most of the moves; its replenishments from the central store (done, about
+one move in nine: a first fill, then following the usage) leave it 2 to 14
+days of usage (nothing in a few); the central store receives every
+material from its supplier in 2 to 5 receipts (done moves whose purchase
+line and purchase date the lead time query measures) a little more than it
+issued; and a few moves are under way today (usages being prepared,
+replenishments being issued or requested, goods ordered).  The data is
+committed, and on PostgreSQL vacuumed and analysed, as autovacuum would
+have done long before the night (the history is months old);
+--no-analyze leaves the statistics stale.
 
-Then, as the scheduled job (user 0, the company in context, warnings
-skipped, no access check) in one transaction each: the first night
-(``hrp.replenishment.compute_company``, that inserts the parameters and the
-order points, then Tryton's ``stock.order_point.supply_stock``, that asks
-the purchase requests and the internal shipment requests), committed; the
-next night (the parameters and order points updated, the requests of the
-night before cleaned and asked again), committed.  Each part is timed.
---no-supply leaves Tryton's supply out.
+Then, as the scheduled job does it (user 0, the company in context,
+warnings skipped, no access check), one transaction each, committed: the
+first night (``hrp.replenishment.compute_company`` inserts the parameters
+and the order points, then Tryton's ``stock.order_point.supply_stock``
+asks the internal shipment requests and the purchase requests), then the
+next night (the parameters and order points updated, the requests cleaned
+and asked again).  Each part is timed, and the main steps inside them.
+--no-supply leaves Tryton's supply out (it does not scale: see the
+report); --record-cache-size runs the job with a larger trytond record
+cache (``_record_cache_size`` in the context).
 
-Last, RUNS times, as a store keeper through the access checks in a
+Last, RUNS times, as the store keeper through the access checks in a
 read-only transaction (a desk request): the stock status of the first
-department store (``search_read`` of all the list's fields with the
-store in context), then that of the central store (the hospital's
-MATERIALS materials) for comparison.
+department store (``search_read`` of the model's fields with the store in
+context), the same with the names the list shows, and the central store's
+(the hospital's MATERIALS materials) for comparison; --explain then prints
+the EXPLAIN ANALYZE of the statements of the department store's.
 
 It asserts nothing: it is a measurement, not a test."""
 import argparse
@@ -272,7 +277,7 @@ def main(argv=None):
 
         # the central store's receipts from the suppliers, a purchase per
         # supplier and week, 2 to 14 days after it
-        purchases = {}   # (supplier, week): (purchase date, [lines])
+        purchases = {}   # (supplier, week): purchase date
         received = []    # (product, quantity, date, purchase key)
         for product in products:
             count = receipts_per[product]
