@@ -21,6 +21,7 @@ from trytond.pool import Pool
 from trytond.transaction import Transaction
 
 from .replenishment import DEMAND_LOCATION_TYPES
+from .stock_status import NOT_STORE_TYPES
 
 
 def _company_filter(column):
@@ -114,8 +115,7 @@ class StoreValue(ModelSQL, ModelView):
                 & (location.right <= store.right))
             .select(store.id.as_('store'), location.id.as_('location'),
                 where=(store.hrp_store_type != Null)
-                & ~location.type.in_(
-                    ['supplier', 'customer', 'production', 'lost_found'])))
+                & ~location.type.in_(NOT_STORE_TYPES)))
         done = (move.state == 'done') & _company_filter(move.company)
         qty = Coalesce(move.internal_quantity, 0)
         into = (move

@@ -47,6 +47,7 @@ from . import forecast
 from .exceptions import (
     ConfigurationValidationError, ReplenishmentValidationError)
 from .mixin import context_companies
+from .stock_status import store_locations
 
 BASES = [
     ('history', "Consumption History"),
@@ -64,6 +65,14 @@ DEMAND_LOCATION_TYPES = ('production', 'customer')
 LEAD_TIME_WINDOW = 365
 CHUNK = 1000
 MIN_HISTORY_DAYS = 7
+
+
+def check_service_level(level, record):
+    "Refuse a service level of record outside (0, 1)"
+    if level is not None and not 0 < level < 1:
+        raise ReplenishmentValidationError(gettext(
+                'hrp_materials.msg_service_level_range',
+                level=level, record=record.rec_name))
 
 
 def _chunks(items, size=CHUNK):
@@ -89,11 +98,7 @@ class Category(metaclass=PoolMeta):
     def validate_fields(cls, categories, field_names):
         super().validate_fields(categories, field_names)
         for category in categories:
-            level = category.hrp_service_level
-            if level is not None and not 0 < level < 1:
-                raise ReplenishmentValidationError(gettext(
-                        'hrp_materials.msg_service_level_range',
-                        level=level, record=category.rec_name))
+            check_service_level(category.hrp_service_level, category)
             days = category.hrp_near_expiry_days
             if days is not None and days < 0:
                 raise ReplenishmentValidationError(gettext(
@@ -199,11 +204,7 @@ class Configuration(metaclass=PoolMeta):
     def validate_fields(cls, records, field_names):
         super().validate_fields(records, field_names)
         for record in records:
-            level = record.service_level
-            if level is not None and not 0 < level < 1:
-                raise ReplenishmentValidationError(gettext(
-                        'hrp_materials.msg_service_level_range',
-                        level=level, record=record.rec_name))
+            check_service_level(record.service_level, record)
             if record.replenishment_history_days is not None and (
                     record.replenishment_history_days < 7):
                 raise ConfigurationValidationError(gettext(
@@ -595,7 +596,9 @@ class Replenishment(ModelSQL, ModelView):
         if not stores:
             return 0
 
-        demand = cls._demand(company, stores, today, history_days)
+        # the locations of each store, for its demand and its first stock
+        scopes = cls._store_scopes(stores)
+        demand = cls._demand(company, scopes, today, history_days)
         lead_times = cls._lead_times(company, today)
         service_levels = Category.hrp_product_values('hrp_service_level')
         roundings = cls._roundings()
@@ -614,7 +617,7 @@ class Replenishment(ModelSQL, ModelView):
             keys &= set(pairs)
         store_types = {s.id: s.hrp_store_type for s in stores}
         first_days = cls._first_days(
-            company, stores, today - dt.timedelta(days=history_days))
+            company, scopes, today - dt.timedelta(days=history_days))
         # the levels of an order point set by hand before the parameter
         # existed become its manual minimum and maximum
         for key, levels in cls._manual_order_points(
@@ -727,28 +730,19 @@ class Replenishment(ModelSQL, ModelView):
     def _store_scopes(cls, stores):
         """{location id: [store ids]}: the locations whose moves are each
         store's, the central store standing for its whole warehouse"""
-        Location = Pool().get('stock.location')
         scopes = defaultdict(list)
         for store in stores:
-            root = store
-            if store.hrp_store_type == 'central' and store.warehouse:
-                root = store.warehouse
-            for location in Location.search([
-                        ('parent', 'child_of', [root.id]),
-                        ('type', 'not in', ['supplier', 'customer',
-                                'production', 'lost_found']),
-                        ]):
-                scopes[location.id].append(store.id)
+            for location in store_locations(store, echelon=True):
+                scopes[location].append(store.id)
         return scopes
 
     @classmethod
-    def _first_days(cls, company, stores, start):
+    def _first_days(cls, company, scopes, start):
         """{(store id, product id): the date of the first move into the
         store} of the materials first stocked after start"""
         Move = Pool().get('stock.move')
         move = Move.__table__()
         cursor = Transaction().connection.cursor()
-        scopes = cls._store_scopes(stores)
         first = {}
         for locations in _chunks(scopes):
             cursor.execute(*move.select(
@@ -784,7 +778,7 @@ class Replenishment(ModelSQL, ModelView):
         return result
 
     @classmethod
-    def _demand(cls, company, stores, today, history_days):
+    def _demand(cls, company, scopes, today, history_days):
         """{(store id, product id): (total, sum of daily squares, days with
         demand)} over the history window ending yesterday"""
         pool = Pool()
@@ -793,7 +787,6 @@ class Replenishment(ModelSQL, ModelView):
         move = Move.__table__()
         location = Location.__table__()
         cursor = Transaction().connection.cursor()
-        scopes = cls._store_scopes(stores)
         start = today - dt.timedelta(days=history_days)
         consumption = location.select(
             location.id,

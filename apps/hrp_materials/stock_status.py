@@ -38,6 +38,11 @@ STATUSES = [
     ]
 
 
+# the locations under a store that hold no stock of its own: the
+# suppliers' consignment locations, and where goods go when used or lost
+NOT_STORE_TYPES = ['supplier', 'customer', 'production', 'lost_found']
+
+
 def store_locations(store, echelon=False):
     """The ids of the locations whose stock is store's: itself and its
     sub-locations, but not the suppliers' consignment locations; with
@@ -48,8 +53,7 @@ def store_locations(store, echelon=False):
         root = store.warehouse
     return [l.id for l in Location.search([
                 ('parent', 'child_of', [root.id]),
-                ('type', 'not in', ['supplier', 'customer', 'production',
-                        'lost_found']),
+                ('type', 'not in', NOT_STORE_TYPES),
                 ])]
 
 
