@@ -2,7 +2,7 @@
 # repository contains the full copyright notices and license terms.
 """Replenishment parameters (补货参数) per store and material, computed
 from the consumption history, and the scheduled job that turns them into
-Tryton order points and runs Tryton's supply (``stock_supply``).
+Tryton order points and asks for the requests they call for (``supply``).
 
 The nightly job, for each store of the company:
 
@@ -23,9 +23,10 @@ The nightly job, for each store of the company:
   and the manual maximum the order-up-to level; without history the
   manual minimum is used, and said so;
 - writes the order point of each store and material (a department store's
-  is of type *internal*, provisioned by the central store) and runs
-  Tryton's supply: purchase requests for the central store, internal
-  shipment requests (补货申请) for the department stores.
+  is of type *internal*, provisioned by the central store) and asks for
+  what they call for: purchase requests for the central store (Tryton's
+  ``generate_requests``), internal shipment requests (补货申请) for the
+  department stores (see ``supply``).
 
 A manual safety stock (override) replaces the computed one; every
 computation keeps its date and its inputs on the parameter."""
@@ -43,7 +44,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
-from . import forecast
+from . import forecast, supply
 from .exceptions import (
     ConfigurationValidationError, ReplenishmentValidationError)
 from .mixin import context_companies
@@ -73,6 +74,18 @@ def check_service_level(level, record):
         raise ReplenishmentValidationError(gettext(
                 'hrp_materials.msg_service_level_range',
                 level=level, record=record.rec_name))
+
+
+def _executemany(query, rows):
+    """Run query (python-sql, its parameters placeholders) once for each of
+    rows (its parameters, in the query's order): one statement prepared
+    and sent in a pipeline, for the hundreds of thousands of rows of a
+    night"""
+    if not rows:
+        return
+    sql, params = tuple(query)
+    assert all(len(r) == len(params) for r in rows)
+    Transaction().connection.cursor().executemany(sql, rows)
 
 
 def _chunks(items, size=CHUNK):
@@ -467,14 +480,11 @@ class Replenishment(ModelSQL, ModelView):
     @classmethod
     def _store_levels(cls, rows):
         table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        for row in rows:
-            cursor.execute(*table.update(
-                    [table.basis, table.safety_stock, table.reorder_point,
-                        table.target_quantity],
-                    [row['basis'], row['safety_stock'], row['reorder_point'],
-                        row['target_quantity']],
-                    where=table.id == row['id']))
+        names = ['basis', 'safety_stock', 'reorder_point', 'target_quantity']
+        _executemany(table.update(
+                [getattr(table, n) for n in names], [None] * len(names),
+                where=table.id == 0),
+            [[row[n] for n in names] + [row['id']] for row in rows])
 
     @classmethod
     def _order_point_location(cls, store):
@@ -533,7 +543,7 @@ class Replenishment(ModelSQL, ModelView):
             for id_, company, product, location, *values in cursor:
                 existing[company, product, location] = (id_, tuple(values))
 
-        to_delete, to_insert = [], []
+        to_delete, to_insert, to_update = [], [], []
         now = dt.datetime.now()
         user = transaction.user
         for key, values in desired.items():
@@ -544,22 +554,24 @@ class Replenishment(ModelSQL, ModelView):
             elif current is None:
                 to_insert.append(key + values)
             elif current[1] != values:
-                type_, provisioning, minimum, target = values
-                cursor.execute(*op.update(
-                        [op.type, op.provisioning_location, op.min_quantity,
-                            op.target_quantity, op.max_quantity,
-                            op.write_date, op.write_uid],
-                        [type_, provisioning, minimum, target, Null, now,
-                            user],
-                        where=op.id == current[0]))
+                to_update.append(
+                    list(values) + [None, now, user, current[0]])
         for ids in _chunks(to_delete):
             cursor.execute(*op.delete(where=op.id.in_(ids)))
-        for chunk in _chunks(to_insert):
-            cursor.execute(*op.insert(
-                    [op.company, op.product, op.location, op.type,
-                        op.provisioning_location, op.min_quantity,
-                        op.target_quantity, op.create_date, op.create_uid],
-                    [list(v) + [now, user] for v in chunk]))
+        _executemany(op.update(
+                [op.type, op.provisioning_location, op.min_quantity,
+                    op.target_quantity, op.max_quantity, op.write_date,
+                    op.write_uid],
+                [None] * 7, where=op.id == 0),
+            to_update)
+        # in the order Tryton's supply reads them
+        to_insert.sort(key=lambda v: (v[2], v[1]))
+        _executemany(op.insert(
+                [op.company, op.product, op.location, op.type,
+                    op.provisioning_location, op.min_quantity,
+                    op.target_quantity, op.create_date, op.create_uid],
+                [[None] * 9]),
+            [list(v) + [now, user] for v in to_insert])
 
     @classmethod
     @ModelView.button
@@ -689,25 +701,21 @@ class Replenishment(ModelSQL, ModelView):
         """Write the computed rows in bulk: the nightly job computes
         hundreds of thousands of them"""
         table = cls.__table__()
-        cursor = Transaction().connection.cursor()
         names = cls._computed_columns
         columns = [getattr(table, n) for n in names]
-        new = [r for r in rows if r['id'] is None]
-        for chunk in _chunks(new):
-            cursor.execute(*table.insert(
-                    [table.company, table.store, table.product,
-                        table.minimum, table.maximum,
-                        table.create_date, table.create_uid] + columns,
-                    [[r['company'], r['store'], r['product'], r['minimum'],
-                            r['maximum'], now, user]
-                        + [r[n] for n in names] for r in chunk]))
-        for row in rows:
-            if row['id'] is None:
-                continue
-            cursor.execute(*table.update(
-                    columns + [table.write_date, table.write_uid],
-                    [row[n] for n in names] + [now, user],
-                    where=table.id == row['id']))
+        _executemany(table.insert(
+                [table.company, table.store, table.product,
+                    table.minimum, table.maximum,
+                    table.create_date, table.create_uid] + columns,
+                [[None] * (7 + len(columns))]),
+            [[r['company'], r['store'], r['product'], r['minimum'],
+                    r['maximum'], now, user] + [r[n] for n in names]
+                for r in rows if r['id'] is None])
+        _executemany(table.update(
+                columns + [table.write_date, table.write_uid],
+                [None] * (len(columns) + 2), where=table.id == 0),
+            [[r[n] for n in names] + [now, user, r['id']]
+                for r in rows if r['id'] is not None])
 
     @classmethod
     def _roundings(cls):
@@ -865,14 +873,25 @@ class Replenishment(ModelSQL, ModelView):
     @classmethod
     def run_nightly(cls):
         """The scheduled job: compute every parameter of the company, then
-        run Tryton's supply (purchase and internal shipment requests)"""
-        OrderPoint = Pool().get('stock.order_point')
+        ask for the internal shipment and purchase requests its order
+        points call for (see ``supply``)"""
+        Date = Pool().get('ir.date')
         for company in context_companies():
             with Transaction().set_context(
                     company=company.id, _skip_warnings=True), \
                     without_check_access():
                 cls.compute_company(company)
-                OrderPoint.supply_stock()
+                supply.supply_internal(company, Date.today())
+                supply.supply_purchase(company)
+
+
+class Move(metaclass=PoolMeta):
+    __name__ = 'stock.move'
+
+    @classmethod
+    def _get_origin(cls):
+        # the order point a replenishment request's move was asked for
+        return super()._get_origin() + ['stock.order_point']
 
 
 class Cron(metaclass=PoolMeta):

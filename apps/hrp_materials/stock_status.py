@@ -5,13 +5,14 @@ stock moves and the replenishment parameters:
 
 - on hand: the done moves into the store (its sub-locations included, the
   suppliers' consignment locations left out) less those out of it;
-- reserved: the moves out of it assigned, not done yet (issues and usages
-  being prepared);
+- reserved: the moves out of it not done yet: assigned (issues and usages
+  being prepared) or planned (draft);
 - in transit: the moves into it from another location that are assigned
   (an issue on its way) or come from a transit location;
 - on order: the draft moves into it: goods ordered from a supplier and not
   received, replenishment and requisitions not issued yet;
-- projected: on hand - reserved + in transit + on order,
+- projected: on hand - reserved + in transit + on order (Tryton's
+  forecast quantity, whatever the planned dates),
 
 with the safety stock, reorder point and order-up-to level of the store's
 parameters, and a status: out of stock, below the safety stock, at or
@@ -20,7 +21,7 @@ below the reorder point (below minimum), above the maximum, or normal.
 The central store's purchases replenish the whole hospital: its figures
 are the hospital's (its warehouse, the department stores included), as
 its levels are (see ``replenishment``)."""
-from sql import Literal, Null, Union
+from sql import Literal, Null
 from sql.aggregate import Sum
 from sql.conditionals import Case, Coalesce
 
@@ -81,10 +82,21 @@ class StockStatus(ModelSQL, ModelView):
         context={'company': Eval('company', -1)}, depends={'company'})
     unit = fields.Many2One('product.uom', "Unit")
     on_hand = fields.Float("On Hand", digits='unit')
-    reserved = fields.Float("Reserved", digits='unit')
-    in_transit = fields.Float("In Transit", digits='unit')
-    on_order = fields.Float("On Order", digits='unit')
-    projected = fields.Float("Projected", digits='unit')
+    reserved = fields.Float(
+        "Reserved", digits='unit',
+        help="Going out of the store, not done yet: reserved for an issue "
+        "or a usage, or planned.")
+    in_transit = fields.Float(
+        "In Transit", digits='unit',
+        help="Issued to the store and on its way.")
+    on_order = fields.Float(
+        "On Order", digits='unit',
+        help="Asked for and not issued yet: purchases not received, "
+        "requisitions and replenishment not issued.")
+    projected = fields.Float(
+        "Projected", digits='unit',
+        help="On hand - reserved + in transit + on order: what the "
+        "replenishment compares with the reorder point.")
     safety_stock = fields.Float("Safety Stock", digits='unit')
     reorder_point = fields.Float("Reorder Point", digits='unit')
     target_quantity = fields.Float("Order-Up-To", digits='unit')
@@ -128,7 +140,7 @@ class StockStatus(ModelSQL, ModelView):
                 move.product.as_('product'),
                 Sum(Case((done & into, qty), (done & out, -qty),
                         else_=0)).as_('on_hand'),
-                Sum(Case(((move.state == 'assigned') & out, qty),
+                Sum(Case((move.state.in_(['draft', 'assigned']) & out, qty),
                         else_=0)).as_('reserved'),
                 Sum(Case(
                         (into & (source.type == 'transit')
@@ -154,10 +166,11 @@ class StockStatus(ModelSQL, ModelView):
             where=(param.store == store_id)
             & ((param.company == company_id) if company_id is not None
                 else Literal(True)))
-        products = Union(
-            moves.select(moves.product),
-            params.select(params.product))
 
+        # one row per material the store moved or has parameters for (a
+        # full join: the read's "id in" stays on the join, never pushed
+        # down into the moves' aggregate)
+        product_id = Coalesce(moves.product, params.product)
         on_hand = Coalesce(moves.on_hand, 0)
         projected = (on_hand - Coalesce(moves.reserved, 0)
             + Coalesce(moves.in_transit, 0) + Coalesce(moves.on_order, 0))
@@ -170,17 +183,16 @@ class StockStatus(ModelSQL, ModelView):
             ((params.target_quantity != Null)
                 & (on_hand > params.target_quantity), 'over_maximum'),
             else_='normal')
-        return (products
-            .join(moves, 'LEFT', condition=moves.product == products.product)
-            .join(params, 'LEFT',
-                condition=params.product == products.product)
-            .join(product, condition=product.id == products.product)
+        return (moves
+            .join(params, 'FULL',
+                condition=params.product == moves.product)
+            .join(product, condition=product.id == product_id)
             .join(template, condition=template.id == product.template)
             .select(
-                products.product.as_('id'),
+                product.id.as_('id'),
                 Literal(store_id).as_('store'),
                 Literal(company_id).as_('company'),
-                products.product.as_('product'),
+                product.id.as_('product'),
                 template.default_uom.as_('unit'),
                 on_hand.as_('on_hand'),
                 Coalesce(moves.reserved, 0).as_('reserved'),

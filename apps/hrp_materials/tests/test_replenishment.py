@@ -1,8 +1,9 @@
 # This file is part of HRP.  The COPYRIGHT file at the top level of this
 # repository contains the full copyright notices and license terms.
 """Replenishment (补货) from the consumption history: the parameters of each
-store and material, their order points and the requests Tryton's supply
-makes from them, and the real-time stock status of a store."""
+store and material, their order points and the requests the nightly job
+asks for from them (those Tryton's supply would), and the real-time stock
+status of a store."""
 import math
 import statistics
 import unittest
@@ -323,6 +324,7 @@ class ReplenishmentTestCase(unittest.TestCase):
         Request = pool.get('purchase.request')
         Shipment = pool.get('stock.shipment.internal')
         Product = pool.get('product.product')
+        OrderPoint = pool.get('stock.order_point')
         company = create_company()
         with set_company(company):
             h = Wards(company)
@@ -367,6 +369,45 @@ class ReplenishmentTestCase(unittest.TestCase):
                             ('to_location', '=', h.cardio_store.id),
                             ])), 1)
 
+            def requests():
+                return (
+                    sorted((r.product.id, r.warehouse.id, r.quantity,
+                            r.party) for r in Request.search(
+                            [('hrp_source', '=', 'order_point')])),
+                    sorted((m.from_location.id, m.to_location.id,
+                            m.product.id, m.quantity)
+                        for s in Shipment.search([('state', '=', 'request')])
+                        for m in s.moves))
+            # the same requests as Tryton's own supply over every location
+            # and material
+            ours = requests()
+            with Transaction().set_user(0), Transaction().set_context(
+                    company=company.id, _skip_warnings=True):
+                OrderPoint.supply_stock()
+            self.assertEqual(requests(), ours)
+
+            # the hospital receives gauze, the ward syringes, with a
+            # minimum it is above: the purchase request is withdrawn, the
+            # ward still asks for gauze, not for syringes
+            receive(company, h.central, h.gauze, 1000)
+            syringe_lot, = create_lots(h.syringe, ('S1', days(300)))
+            receive(company, h.cardio_store, h.syringe, 40, lot=syringe_lot)
+            Replenishment.create([{
+                        'store': h.cardio_store.id, 'product': h.syringe.id,
+                        'minimum': 10, 'maximum': 30,
+                        }])
+            with Transaction().set_user(0), Transaction().set_context(
+                    company=company.id):
+                Replenishment.run_nightly()
+            self.assertEqual(
+                Request.search([('hrp_source', '=', 'order_point')]), [])
+            shipment, = Shipment.search([('state', '=', 'request')])
+            line, = shipment.moves
+            self.assertEqual(line.product, h.gauze)
+            self.assertEqual(line.origin, param(
+                    h.cardio_store, h.gauze).order_point)
+            self.assertEqual(shipment.create_uid.id, 0)
+
     @with_transaction()
     def test_stock_status(self):
         """On hand, reserved, in transit, on order and projected of a
@@ -384,7 +425,7 @@ class ReplenishmentTestCase(unittest.TestCase):
                         'store': h.cardio_store.id, 'product': h.syringe.id,
                         'minimum': 10, 'maximum': 30,
                         }])
-            # 5 being issued to the patient (reserved), 6 on their way
+            # 5 being used for a patient (reserved), 6 on their way
             # from the central store (in transit), 7 requested (on order)
             receive(company, h.central, h.gauze, 20)
             move(company, h.gauze, h.central, h.cardio_store, 6, today(),
@@ -394,6 +435,9 @@ class ReplenishmentTestCase(unittest.TestCase):
             move(company, h.syringe, h.cardio_store,
                 h.consumption_location, 5, today(), state='assigned',
                 lot=syringe_lot)
+            # 2 more to be used tomorrow (planned: reserved too)
+            move(company, h.syringe, h.cardio_store,
+                h.consumption_location, 2, days(1), state='draft')
 
             with Transaction().set_context(store=h.cardio_store.id):
                 rows = {r.product: r for r in Status.search([])}
@@ -411,8 +455,8 @@ class ReplenishmentTestCase(unittest.TestCase):
 
             syringe = rows[h.syringe]
             self.assertEqual(syringe.on_hand, 40)
-            self.assertEqual(syringe.reserved, 5)
-            self.assertEqual(syringe.projected, 35)
+            self.assertEqual(syringe.reserved, 7)
+            self.assertEqual(syringe.projected, 33)
             self.assertEqual(syringe.status, 'over_maximum')
 
             with Transaction().set_context(store=h.cardio_store.id):
