@@ -316,10 +316,12 @@ def test_opening_stock(tx):
     Move = pool.get('stock.move')
     inventories = Inventory.search([])
     assert inventories and all(i.state == 'done' for i in inventories)
-    # only the demo purchase's moves wait (for receipt)
+    # only the demo purchase's moves wait (for receipt), and the
+    # replenishment requests' (see test_replenishment_requests)
     assert not Move.search([
             ('state', '!=', 'done'),
             ('origin', 'not like', 'purchase.line,%'),
+            ('origin', 'not like', 'stock.order_point,%'),
             ])
 
     today = pool.get('ir.date').today()
@@ -451,6 +453,26 @@ def test_order_points(tx):
         assert point.location == warehouse
         assert 0 < point.min_quantity < point.target_quantity
         assert point.product.template.categories[0].code.startswith('HC')
+
+
+def test_replenishment_requests(tx, demo):
+    pool = tx
+    Shipment = pool.get('stock.shipment.internal')
+    OrderPoint = pool.get('stock.order_point')
+    # the department stores short of a material ask the central store
+    shipments = Shipment.search([('state', '=', 'request')])
+    assert len(shipments) == demo['summary']['replenishment_requests'] >= 3
+    for shipment in shipments:
+        assert shipment.from_location.hrp_store_type == 'central'
+        assert shipment.to_location.hrp_store_type in {
+            'department', 'high_value'}
+        assert shipment.moves
+        for move in shipment.moves:
+            assert isinstance(move.origin, OrderPoint)
+            assert move.origin.location == shipment.to_location
+            assert move.origin.product == move.product
+            assert 0 < move.quantity <= move.origin.target_quantity
+            assert move.state == 'draft'
 
 
 def test_open_purchase_requests(demo):
