@@ -5,7 +5,8 @@ the figures.
 
     python tests/bench/bench_replenishment.py [--uri URI] [--materials N]
         [--stores N] [--moves N] [--status-materials N] [--runs N]
-        [--seed N] [--no-supply] [--no-analyze] [--record-cache-size N]
+        [--seed N] [--no-supply] [--tryton-supply] [--no-analyze]
+        [--record-cache-size N]
         [--profile] [--explain] [--keep]
 
 Targets (issue 7): the nightly job over 10,000 materials × 60 stores with
@@ -35,16 +36,18 @@ committed, and on PostgreSQL vacuumed and analysed, as autovacuum would
 have done long before the night (the history is months old);
 --no-analyze leaves the statistics stale.
 
-Then, as the scheduled job does it (user 0, the company in context,
-warnings skipped, no access check), one transaction each, committed: the
-first night (``hrp.replenishment.compute_company`` inserts the parameters
-and the order points, then Tryton's ``stock.order_point.supply_stock``
-asks the internal shipment requests and the purchase requests), then the
-next night (the parameters and order points updated, the requests cleaned
-and asked again).  Each part is timed, and the main steps inside them.
---no-supply leaves Tryton's supply out (it does not scale: see the
-report); --record-cache-size runs the job with a larger trytond record
-cache (``_record_cache_size`` in the context).
+Then, as the scheduled job (``hrp.replenishment.run_nightly``) does it
+(user 0, the company in context, warnings skipped, no access check), one
+transaction each, committed: the first night
+(``hrp.replenishment.compute_company`` inserts the parameters and the
+order points, then ``supply.supply_internal`` asks the internal shipment
+requests and ``supply.supply_purchase`` Tryton's purchase requests), then
+the next night (the parameters and order points updated, the requests
+cleaned and asked again).  Each part is timed, and the main steps inside
+them.  --no-supply leaves the requests out; --tryton-supply asks them with
+Tryton's ``stock.order_point.supply_stock`` instead, for comparison (it
+does not scale: hours at full size); --record-cache-size runs the job with
+a larger trytond record cache (``_record_cache_size`` in the context).
 
 Last, RUNS times, as the store keeper through the access checks in a
 read-only transaction (a desk request): the stock status of the first
@@ -88,7 +91,10 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--no-supply', action='store_true',
-        help="leave Tryton's supply (stock.order_point.supply_stock) out")
+        help="leave the requests out (parameters and order points only)")
+    parser.add_argument('--tryton-supply', action='store_true',
+        help="ask the requests with Tryton's supply "
+        "(stock.order_point.supply_stock) instead of the nightly job's")
     parser.add_argument('--no-analyze', action='store_true',
         help="do not vacuum and analyse the tables after loading the data")
     parser.add_argument('--profile', action='store_true',
@@ -122,6 +128,7 @@ def main(argv=None):
     from trytond.tests.test_tryton import DB_NAME, activate_module, drop_db
     from trytond.transaction import Transaction, without_check_access
 
+    from hrp_materials import supply
     from hrp_materials.tests.test_consumption import create_category
     from hrp_materials.tests.tools import create_user
 
@@ -426,8 +433,17 @@ def main(argv=None):
             '_demand', '_lead_times', '_supplier_lead_times', '_save_rows',
             '_sync_order_points'])
     instrument(pool.get('stock.shipment.internal'),
-        ['generate_internal_shipment'])
+        ['generate_internal_shipment', 'create', 'delete'])
     instrument(pool.get('purchase.request'), ['generate_requests'])
+    balances = supply.balances
+
+    def timed_balances(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return balances(*args, **kwargs)
+        finally:
+            parts['balances'] += time.perf_counter() - start
+    supply.balances = timed_balances
 
     def nightly(ids, label, profile=False):
         """Run the nightly job as run_nightly does, each part timed;
@@ -443,13 +459,21 @@ def main(argv=None):
         with Transaction().start(DB_NAME, 0, context=context) as transaction, \
                 without_check_access():
             start = time.perf_counter()
-            computed = run(profile, Replenishment.compute_company,
-                Company(ids['company']))
+            company = Company(ids['company'])
+            today = pool.get('ir.date').today()
+            computed = run(profile, Replenishment.compute_company, company)
             times['compute_company'] = time.perf_counter() - start
-            if not options.no_supply:
+            if options.tryton_supply:
                 start = time.perf_counter()
                 run(profile, OrderPoint.supply_stock)
                 times['supply_stock'] = time.perf_counter() - start
+            elif not options.no_supply:
+                start = time.perf_counter()
+                run(profile, supply.supply_internal, company, today)
+                times['supply_internal'] = time.perf_counter() - start
+                start = time.perf_counter()
+                run(profile, supply.supply_purchase, company)
+                times['supply_purchase'] = time.perf_counter() - start
             start = time.perf_counter()
             transaction.commit()
             times['commit'] = time.perf_counter() - start
