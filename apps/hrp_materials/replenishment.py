@@ -47,7 +47,7 @@ from trytond.transaction import Transaction, without_check_access
 from . import forecast, supply
 from .exceptions import (
     ConfigurationValidationError, ReplenishmentValidationError)
-from .mixin import context_companies
+from .mixin import context_companies, executemany
 from .stock_status import store_locations
 
 BASES = [
@@ -74,18 +74,6 @@ def check_service_level(level, record):
         raise ReplenishmentValidationError(gettext(
                 'hrp_materials.msg_service_level_range',
                 level=level, record=record.rec_name))
-
-
-def _executemany(query, rows):
-    """Run query (python-sql, its parameters placeholders) once for each of
-    rows (its parameters, in the query's order): one statement prepared
-    and sent in a pipeline, for the hundreds of thousands of rows of a
-    night"""
-    if not rows:
-        return
-    sql, params = tuple(query)
-    assert all(len(r) == len(params) for r in rows)
-    Transaction().connection.cursor().executemany(sql, rows)
 
 
 def _chunks(items, size=CHUNK):
@@ -481,7 +469,7 @@ class Replenishment(ModelSQL, ModelView):
     def _store_levels(cls, rows):
         table = cls.__table__()
         names = ['basis', 'safety_stock', 'reorder_point', 'target_quantity']
-        _executemany(table.update(
+        executemany(table.update(
                 [getattr(table, n) for n in names], [None] * len(names),
                 where=table.id == 0),
             [[row[n] for n in names] + [row['id']] for row in rows])
@@ -558,7 +546,7 @@ class Replenishment(ModelSQL, ModelView):
                     list(values) + [None, now, user, current[0]])
         for ids in _chunks(to_delete):
             cursor.execute(*op.delete(where=op.id.in_(ids)))
-        _executemany(op.update(
+        executemany(op.update(
                 [op.type, op.provisioning_location, op.min_quantity,
                     op.target_quantity, op.max_quantity, op.write_date,
                     op.write_uid],
@@ -566,7 +554,7 @@ class Replenishment(ModelSQL, ModelView):
             to_update)
         # in the order Tryton's supply reads them
         to_insert.sort(key=lambda v: (v[2], v[1]))
-        _executemany(op.insert(
+        executemany(op.insert(
                 [op.company, op.product, op.location, op.type,
                     op.provisioning_location, op.min_quantity,
                     op.target_quantity, op.create_date, op.create_uid],
@@ -703,7 +691,7 @@ class Replenishment(ModelSQL, ModelView):
         table = cls.__table__()
         names = cls._computed_columns
         columns = [getattr(table, n) for n in names]
-        _executemany(table.insert(
+        executemany(table.insert(
                 [table.company, table.store, table.product,
                     table.minimum, table.maximum,
                     table.create_date, table.create_uid] + columns,
@@ -711,7 +699,7 @@ class Replenishment(ModelSQL, ModelView):
             [[r['company'], r['store'], r['product'], r['minimum'],
                     r['maximum'], now, user] + [r[n] for n in names]
                 for r in rows if r['id'] is None])
-        _executemany(table.update(
+        executemany(table.update(
                 columns + [table.write_date, table.write_uid],
                 [None] * (len(columns) + 2), where=table.id == 0),
             [[r[n] for n in names] + [now, user, r['id']]

@@ -40,6 +40,7 @@ from sql.aggregate import Sum
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+from .mixin import executemany
 from .stock_status import store_locations
 
 FORECAST = ['done', 'draft', 'assigned']
@@ -178,10 +179,8 @@ def supply_internal(company, today):
                         str(shipment), f'stock.order_point,{op_id}',
                         shipment.from_location.id, shipment.to_location.id,
                         product_id, unit.id, quantity, quantity])
-    if rows:
-        sql, _ = tuple(move.insert([Column(move, n) for n in names],
-                [[None] * len(names)]))
-        cursor.executemany(sql, rows)
+    executemany(move.insert(
+            [Column(move, n) for n in names], [[None] * len(names)]), rows)
     return shipments
 
 
