@@ -24,9 +24,9 @@ The nightly job, for each store of the company:
   manual minimum is used, and said so;
 - writes the order point of each store and material (a department store's
   is of type *internal*, provisioned by the central store) and asks for
-  what they call for: purchase requests for the central store (Tryton's
-  ``generate_requests``), internal shipment requests (补货申请) for the
-  department stores (see ``supply``).
+  what they call for, by Tryton's rules: purchase requests for the
+  central store, internal shipment requests (补货申请) for the department
+  stores (see ``supply``).
 
 A manual safety stock (override) replaces the computed one; every
 computation keeps its date and its inputs on the parameter."""
@@ -552,7 +552,7 @@ class Replenishment(ModelSQL, ModelView):
                     op.write_uid],
                 [None] * 7, where=op.id == 0),
             to_update)
-        # in the order Tryton's supply reads them
+        # in the order Tryton's supply wizard reads them
         to_insert.sort(key=lambda v: (v[2], v[1]))
         executemany(op.insert(
                 [op.company, op.product, op.location, op.type,
