@@ -42,6 +42,7 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
+from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
 from . import forecast, supply
@@ -74,12 +75,6 @@ def check_service_level(level, record):
         raise ReplenishmentValidationError(gettext(
                 'hrp_materials.msg_service_level_range',
                 level=level, record=record.rec_name))
-
-
-def _chunks(items, size=CHUNK):
-    items = list(items)
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 class Category(metaclass=PoolMeta):
@@ -356,7 +351,7 @@ class Replenishment(ModelSQL, ModelView):
         for record in records:
             keys[record.product.id, cls._order_point_location(
                     record.store).id] = record.id
-        for ops in _chunks(keys):
+        for ops in grouped_slice(list(keys), CHUNK):
             for op in OrderPoint.search([
                         ('product', 'in', list({p for p, _ in ops})),
                         ]):
@@ -521,7 +516,7 @@ class Replenishment(ModelSQL, ModelView):
                 row['reorder_point'], row['target_quantity'])
 
         existing = {}
-        for keys in _chunks(desired):
+        for keys in grouped_slice(list(desired), CHUNK):
             products = list({k[1] for k in keys})
             cursor.execute(*op.select(
                     op.id, op.company, op.product, op.location, op.type,
@@ -544,8 +539,8 @@ class Replenishment(ModelSQL, ModelView):
             elif current[1] != values:
                 to_update.append(
                     list(values) + [None, now, user, current[0]])
-        for ids in _chunks(to_delete):
-            cursor.execute(*op.delete(where=op.id.in_(ids)))
+        for ids in grouped_slice(to_delete, CHUNK):
+            cursor.execute(*op.delete(where=op.id.in_(list(ids))))
         executemany(op.update(
                 [op.type, op.provisioning_location, op.min_quantity,
                     op.target_quantity, op.max_quantity, op.write_date,
@@ -740,7 +735,8 @@ class Replenishment(ModelSQL, ModelView):
         move = Move.__table__()
         cursor = Transaction().connection.cursor()
         first = {}
-        for locations in _chunks(scopes):
+        for locations in grouped_slice(list(scopes), CHUNK):
+            locations = list(locations)
             cursor.execute(*move.select(
                     move.to_location, move.product, Min(move.effective_date),
                     where=(move.state == 'done')
@@ -763,7 +759,7 @@ class Replenishment(ModelSQL, ModelView):
         locations = {s.id: cls._order_point_location(s).id for s in stores}
         wanted = {(p, locations[s]): (s, p) for s, p in keys}
         result = {}
-        for chunk in _chunks(wanted):
+        for chunk in grouped_slice(list(wanted), CHUNK):
             for op in OrderPoint.search([
                         ('company', '=', company.id),
                         ('product', 'in', list({p for p, _ in chunk})),
@@ -788,7 +784,8 @@ class Replenishment(ModelSQL, ModelView):
             location.id,
             where=location.type.in_(list(DEMAND_LOCATION_TYPES)))
         daily = defaultdict(float)
-        for locations in _chunks(scopes):
+        for locations in grouped_slice(list(scopes), CHUNK):
+            locations = list(locations)
             cursor.execute(*move.select(
                     move.from_location, move.product, move.effective_date,
                     Sum(move.internal_quantity),
@@ -849,8 +846,8 @@ class Replenishment(ModelSQL, ModelView):
         pool = Pool()
         Product = pool.get('product.product')
         result = {}
-        for ids in _chunks(product_ids):
-            for product in Product.browse(ids):
+        for ids in grouped_slice(list(product_ids), CHUNK):
+            for product in Product.browse(list(ids)):
                 for supplier in product.product_suppliers_used():
                     if supplier.lead_time is not None:
                         result[product.id] = (

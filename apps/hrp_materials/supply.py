@@ -38,6 +38,7 @@ from sql import Column, Null
 from sql.aggregate import Sum
 
 from trytond.pool import Pool
+from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
 from .mixin import executemany
@@ -66,8 +67,7 @@ def balances(company, scopes, into_states, out_states):
     into_states, out_states = set(into_states), set(out_states)
     where = reduce(operator.or_, (
             move.to_location.in_(chunk) | move.from_location.in_(chunk)
-            for chunk in (locations[i:i + 1000]
-                for i in range(0, len(locations), 1000))))
+            for chunk in map(list, grouped_slice(locations, 1000))))
     cursor.execute(*move.select(
             move.from_location, move.to_location, move.product, move.state,
             Sum(move.internal_quantity),
@@ -121,9 +121,9 @@ def supply_internal(company, today):
             ('to_location', 'in', list(locations)),
             ])
     # their moves in bulk too (tens of thousands at night)
-    for i in range(0, len(requests), 100):
+    for sub_requests in grouped_slice(requests, 100):
         cursor.execute(*move.delete(where=move.shipment.in_(
-                    [str(s) for s in requests[i:i + 100]])
+                    [str(s) for s in sub_requests])
                 & move.state.in_(['staging', 'draft', 'cancelled'])))
     Shipment.delete(requests)
     scopes = {l.id: store_locations(l) for l in Location.browse(locations)}
