@@ -16,6 +16,10 @@ class EquipmentDeleteError(AccessError):
     pass
 
 
+class RepairError(UserError):
+    pass
+
+
 __all__ = [
     'EquipmentValidationError', 'EquipmentStatusError',
-    'EquipmentDeleteError']
+    'EquipmentDeleteError', 'RepairError']
