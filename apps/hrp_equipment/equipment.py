@@ -80,6 +80,10 @@ class Equipment(
     serial_number = fields.Char(
         "Serial Number", strip=True,
         help="The manufacturer's serial number of the unit.")
+    pacs_device = fields.Char(
+        "PACS Device", strip=True,
+        help="The device's code at the PACS (AE title or station): its "
+        "examinations and hours are read from the PACS usage feed.")
     department = fields.Many2One(
         'hrp.department', "Department", required=True, ondelete='RESTRICT',
         domain=[('company', '=', Eval('company', -1))],
@@ -110,6 +114,8 @@ class Equipment(
         cls._sql_constraints += [
             ('code_unique', Unique(t, t.company, t.code),
                 'hrp_equipment.msg_equipment_code_unique'),
+            ('pacs_device_unique', Unique(t, t.company, t.pacs_device),
+                'hrp_equipment.msg_equipment_pacs_device_unique'),
             ]
         cls._order.insert(0, ('code', 'ASC'))
         # scrapped equipment is inactive, hence read-only
@@ -230,6 +236,7 @@ class Equipment(
     def copy(cls, equipments, default=None):
         default = default.copy() if default is not None else {}
         default.setdefault('serial_number', None)
+        default.setdefault('pacs_device', None)
         default.setdefault('status_changes', None)
         default.setdefault('active', True)
         return super().copy(equipments, default=default)

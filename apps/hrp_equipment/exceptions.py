@@ -20,6 +20,11 @@ class RepairError(UserError):
     pass
 
 
+class MaintenanceError(UserError):
+    pass
+
+
 __all__ = [
     'EquipmentValidationError', 'EquipmentStatusError',
-    'EquipmentDeleteError', 'RepairError']
+    'EquipmentDeleteError', 'RepairError',
+    'MaintenanceError']

@@ -61,9 +61,13 @@ ACTIONS = [
     ('accept', "Accepted"),
     ('cancel', "Cancelled"),
     ]
-# The buttons asking for a reason; their dialog is the wizard action with
-# the XML id wizard_repair_<button>
-REASON_BUTTONS = ['cancel', 'reject']
+# The dialogs asking for a reason (XML id of the wizard action) and the
+# button they call with it
+REASON_ACTIONS = {
+    'wizard_repair_cancel': 'cancel',
+    'wizard_repair_reject': 'reject',
+    'wizard_maintenance_cancel': 'cancel',
+    }
 DRAFT = {'readonly': Eval('state') != 'draft'}
 WORK = {'readonly': ~Eval('state').in_(['assigned', 'in_progress'])}
 
@@ -948,39 +952,37 @@ class RepairEvent(ModelSQL, ModelView):
                     'hrp_equipment.msg_repair_event_readonly'))
 
 
-class RepairReasonStart(ModelView):
-    __name__ = 'hrp.equipment.repair.reason.start'
-    __string__ = "Repair Reason"
+class ReasonStart(ModelView):
+    __name__ = 'hrp.equipment.reason.start'
+    __string__ = "Reason"
 
     reason = fields.Text(
         "Reason", required=True,
-        help="It is kept in the repair's history.")
+        help="It is kept in the record's history.")
 
 
-class RepairReason(Wizard):
-    "Ask the reason of a cancellation or a refused acceptance"
-    __name__ = 'hrp.equipment.repair.reason'
+class Reason(Wizard):
+    """Ask the reason of a cancellation or a refused acceptance, then press
+    the button of the dialog's action with it"""
+    __name__ = 'hrp.equipment.reason'
 
-    start = StateView('hrp.equipment.repair.reason.start',
-        'hrp_equipment.repair_reason_start_view_form', [
+    start = StateView('hrp.equipment.reason.start',
+        'hrp_equipment.reason_start_view_form', [
             Button("Cancel", 'end', 'tryton-cancel'),
             Button("OK", 'apply', 'tryton-ok', default=True),
             ])
     apply = StateTransition()
 
     def _button(self):
-        pool = Pool()
-        ModelData = pool.get('ir.model.data')
+        ModelData = Pool().get('ir.model.data')
         action_id = Transaction().context.get('action_id')
-        for button in REASON_BUTTONS:
-            if action_id == ModelData.get_id(
-                    'hrp_equipment', f'wizard_repair_{button}'):
+        for xml_id, button in REASON_ACTIONS.items():
+            if action_id == ModelData.get_id('hrp_equipment', xml_id):
                 return button
-        raise RepairError(gettext('hrp_equipment.msg_repair_buttons'))
+        raise RepairError(gettext('hrp_equipment.msg_reason_action'))
 
     def transition_apply(self):
-        Repair = Pool().get('hrp.equipment.repair')
-        getattr(Repair, self._button())(
+        getattr(self.model, self._button())(
             self.records, reason=self.start.reason or '')
         return 'end'
 
