@@ -24,7 +24,15 @@ class MaintenanceError(UserError):
     pass
 
 
+class UsageError(ValidationError):
+    pass
+
+
+class ScoringError(UserError):
+    pass
+
+
 __all__ = [
     'EquipmentValidationError', 'EquipmentStatusError',
     'EquipmentDeleteError', 'RepairError',
-    'MaintenanceError']
+    'MaintenanceError', 'UsageError', 'ScoringError']
