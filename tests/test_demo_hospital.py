@@ -306,6 +306,38 @@ def test_equipment(tx):
     assert 'FSK' in departments
 
 
+def test_equipment_scores(tx, demo):
+    """The imaging devices are scored for each of the last twelve months
+    from their PACS usage and HIS revenue, as the monthly job does"""
+    pool = tx
+    Score = pool.get('hrp.equipment.score')
+    Usage = pool.get('hrp.equipment.usage')
+    today = pool.get('ir.date').today()
+    scores = Score.search([])
+    assert len(scores) == demo['summary']['equipment_scores']
+    months = sorted({s.month for s in scores})
+    assert len(months) == 12
+    assert months[-1] == (today.replace(day=1) - dt.timedelta(days=1)
+        ).replace(day=1)
+    devices = {s.equipment for s in scores}
+    assert len(scores) == 12 * len(devices)
+    assert {'ct', 'mri', 'dsa'} <= {d.category for d in devices}
+    for score in scores:
+        assert sum(l.weighted for l in score.lines) == score.composite
+        assert sum(l.weight for l in score.lines) == 100
+        assert 0 <= score.composite <= 100
+    last = [s for s in scores if s.month == months[-1]]
+    for category in {s.category for s in last}:
+        ranks = sorted(s.rank for s in last if s.category == category)
+        assert ranks == list(range(1, len(ranks) + 1))
+    # the device idle in the register is flagged idle or under-used
+    idle = [s for s in last if s.equipment.status == 'idle']
+    assert idle and all(s.under_used or s.idle for s in idle)
+    busy = [u for u in Usage.search([('month', '=', months[-1])])
+        if u.exams]
+    assert busy and all(u.revenue > 0 for u in busy)
+
+
 def test_opening_stock(tx):
     from trytond.transaction import Transaction
     pool = tx

@@ -10,6 +10,8 @@ from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
+from .usage import CHUNK
+
 
 class Equipment(metaclass=PoolMeta):
     __name__ = 'hrp.equipment'
@@ -54,7 +56,7 @@ class Usage(metaclass=PoolMeta):
         line = Line.__table__()
         cursor = Transaction().connection.cursor()
         result = super()._depreciations(company, start, end, ids)
-        for sub_ids in grouped_slice(ids):
+        for sub_ids in grouped_slice(ids, CHUNK):
             cursor.execute(*equipment.join(asset,
                     condition=asset.id == equipment.asset).join(line,
                     condition=line.asset == asset.id).select(

@@ -18,6 +18,7 @@ never rewrites a past score, unless the month is scored again on request
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
+from types import SimpleNamespace
 
 from sql import Column
 
@@ -27,6 +28,7 @@ from trytond.model import (
     sequence_ordered)
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import PYSONEncoder
+from trytond.report import Report
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateAction, StateView, Wizard
@@ -35,7 +37,7 @@ from hrp_materials.mixin import context_companies, executemany
 
 from .equipment import CATEGORIES
 from .exceptions import ScoringError
-from .usage import month_start
+from .usage import CHUNK, month_start
 
 MEASURES = [
     ('quality', "Medical Quality Excellence Rate (%)"),
@@ -50,6 +52,13 @@ DIRECTIONS = [
     ('higher', "Higher is Better"),
     ('lower', "Lower is Better"),
     ]
+# The monthly usage figures the evaluation report shows
+USAGE_INPUTS = [
+    'exams', 'hours_used', 'scheduled_hours', 'downtime_hours',
+    'calendar_hours', 'hours_available', 'exams_sampled', 'exams_excellent',
+    'functions_total', 'functions_used', 'papers', 'projects', 'trainees',
+    'revenue', 'maintenance_cost', 'repair_cost', 'depreciation',
+    'consumables_cost', 'upkeep_cost', 'total_cost', 'profit']
 CENT = Decimal('0.01')
 VALUE = Decimal('0.0001')
 HUNDRED = Decimal(100)
@@ -321,29 +330,32 @@ class Score(ModelSQL, ModelView):
         line = Line.__table__()
         cursor = Transaction().connection.cursor()
         scored = {}
-        for sub in grouped_slice([u.equipment.id for u in usages]):
+        for sub in grouped_slice(list(usages), CHUNK):
             cursor.execute(*score.select(score.equipment, score.id,
                     where=score.equipment.in_(list(sub))
                     & (score.month == month)))
             scored.update(cursor)
         if rescore and scored:
-            for sub in grouped_slice(list(scored.values())):
+            for sub in grouped_slice(list(scored.values()), CHUNK):
                 sub = list(sub)
                 cursor.execute(*line.delete(where=line.score.in_(sub)))
                 cursor.execute(*score.delete(where=score.id.in_(sub)))
             scored = {}
-        usages = [u for u in usages if u.equipment.id not in scored]
+        usages = [u for e, u in sorted(usages.items()) if e not in scored]
         if not usages:
             return 0
         user, now = Transaction().user, dt.datetime.now()
+        indicators = [SimpleNamespace(id=i.id, name=i.name,
+                measure=i.measure, weight=i.weight, target=i.target,
+                direction=i.direction) for i in indicators]
         rows, lines = [], {}
         for usage in usages:
-            equipment = usage.equipment
-            values = [(i, *measure(i.measure, usage, equipment.purchase_cost))
-                for i in indicators]
+            device = usage.device
             composite = ZERO
             equipment_lines = []
-            for indicator, num, den, value in values:
+            for indicator in indicators:
+                num, den, value = measure(
+                    indicator.measure, usage, device.purchase_cost)
                 points = normalise(
                     value, indicator.target, indicator.direction)
                 weighted = (points * indicator.weight / HUNDRED).quantize(CENT)
@@ -353,11 +365,11 @@ class Score(ModelSQL, ModelView):
                         indicator.weight, indicator.target,
                         indicator.direction, num, den, value, points,
                         weighted, user, now])
-            lines[equipment.id] = equipment_lines
+            lines[device.id] = equipment_lines
             _, _, usage_rate = measure('usage', usage, None)
             rows.append([
-                    company.id, equipment.id, equipment.category,
-                    equipment.department.id, month, usage.id, scheme.id,
+                    company.id, device.id, device.category,
+                    device.department, month, usage.id, scheme.id,
                     composite,
                     usage_rate.quantize(CENT) if usage_rate is not None
                     else None,
@@ -371,7 +383,7 @@ class Score(ModelSQL, ModelView):
                 [Column(score, n) for n in names], [[None] * len(names)]),
             rows)
         ids = {}
-        for sub in grouped_slice(list(lines)):
+        for sub in grouped_slice(list(lines), CHUNK):
             cursor.execute(*score.select(score.equipment, score.id,
                     where=score.equipment.in_(list(sub))
                     & (score.month == month)))
@@ -497,3 +509,62 @@ class Cron(metaclass=PoolMeta):
         cls.method.selection.append(
             ('hrp.equipment.score|score_last_month',
                 "Score Equipment of Last Month"))
+
+
+class ScoreReport(Report):
+    "The evaluation report of a device's month, with what it was scored on"
+    __name__ = 'hrp.equipment.score.report'
+
+    @classmethod
+    def get_context(cls, records, header, data):
+        pool = Pool()
+        Score = pool.get('hrp.equipment.score')
+        Line = pool.get('hrp.equipment.score.line')
+        Usage = pool.get('hrp.equipment.usage')
+        Lang = pool.get('ir.lang')
+        User = pool.get('res.user')
+        Date = pool.get('ir.date')
+        context = super().get_context(records, header, data)
+        lang = Lang.get()
+
+        def labels(Model):
+            return {n: f['string'] for n, f in Model.fields_get().items()}
+        score_labels = labels(Score)
+        usage_labels = labels(Usage)
+
+        def format_number(value, digits):
+            if value is None:
+                return '-'
+            return lang.format('%.*f', (digits, value), grouping=True)
+
+        def flags(score):
+            names = [score_labels[n] for n in ['under_used', 'idle']
+                if getattr(score, n)]
+            return ', '.join(names) or '-'
+
+        def inputs(score):
+            usage = score.usage
+            result = []
+            for name in USAGE_INPUTS:
+                value = getattr(usage, name)
+                if isinstance(value, Decimal):
+                    value = format_number(value, 2)
+                elif value is None:
+                    value = '-'
+                result.append((usage_labels[name], value))
+            return result
+
+        context['title'] = gettext('hrp_equipment.msg_score_report_title')
+        context['labels'] = score_labels
+        context['line_labels'] = labels(Line)
+        context['format_number'] = format_number
+        context['format_month'] = lambda d: f'{d:%Y-%m}'
+        context['flags'] = flags
+        context['flags_label'] = gettext(
+            'hrp_equipment.msg_score_report_flags')
+        context['inputs'] = inputs
+        context['printed'] = gettext(
+            'hrp_equipment.msg_score_report_printed',
+            date=lang.strftime(Date.today()),
+            user=User(Transaction().user).rec_name)
+        return context

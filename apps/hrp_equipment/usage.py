@@ -20,8 +20,9 @@ import calendar
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
+from types import SimpleNamespace
 
-from sql import Null
+from sql import Column, Null
 from sql.aggregate import Sum
 from sql.conditionals import Coalesce
 
@@ -33,8 +34,12 @@ from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
+from hrp_materials.mixin import executemany
+
 from .exceptions import UsageError
 
+# ids per IN (…) of a query
+CHUNK = 1000
 HOURS = Decimal('0.01')
 ZERO = Decimal(0)
 # The figures Collect computes; the others are entered
@@ -71,6 +76,66 @@ def _datetime(value):
     if isinstance(value, str):
         return dt.datetime.fromisoformat(value)
     return value
+
+
+# The columns of a usage record the scoring reads
+FIGURES = [
+    'month', 'exams', 'hours_used', 'downtime_hours', 'scheduled_hours',
+    'exams_sampled', 'exams_excellent', 'functions_total', 'functions_used',
+    'papers', 'projects', 'trainees', 'revenue', *COSTS]
+
+
+def calendar_hours(month):
+    return Decimal(month_days(month) * 24)
+
+
+def hours_available(month, scheduled_hours, downtime_hours):
+    """The scheduled hours of the month less the downtime's share of
+    them"""
+    total = calendar_hours(month)
+    up = max(total - (downtime_hours or 0), 0)
+    return (Decimal(scheduled_hours) * month_days(month) * up
+        / total).quantize(HOURS)
+
+
+def total_cost(figures):
+    return sum((Decimal(getattr(figures, c) or 0) for c in COSTS), ZERO)
+
+
+class Device(SimpleNamespace):
+    "A device's figures the collection reads"
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+class MonthFigures:
+    "A usage record's figures, read in bulk for the scoring"
+
+    def __init__(self, month, values):
+        self.__dict__.update(values)
+        self.month = _date(self.month)
+        for name in ['hours_used', 'downtime_hours', 'scheduled_hours',
+                'revenue', *COSTS]:
+            value = getattr(self, name)
+            setattr(self, name, Decimal(str(value if value is not None
+                        else 0)))
+
+    @property
+    def calendar_hours(self):
+        return calendar_hours(self.month)
+
+    @property
+    def hours_available(self):
+        return hours_available(
+            self.month, self.scheduled_hours, self.downtime_hours)
+
+    @property
+    def total_cost(self):
+        return total_cost(self)
+
+    @property
+    def profit(self):
+        return self.revenue - self.total_cost
 
 
 class Equipment(metaclass=PoolMeta):
@@ -279,21 +344,19 @@ class Usage(ModelSQL, ModelView):
 
     @property
     def month_calendar_hours(self):
-        return Decimal(month_days(self.month) * 24)
+        return calendar_hours(self.month)
 
     def get_hours(self, name):
-        calendar_hours = self.month_calendar_hours
         if name == 'calendar_hours':
-            return calendar_hours
-        up = max(calendar_hours - (self.downtime_hours or 0), 0)
-        return (self.scheduled_hours * month_days(self.month)
-            * up / calendar_hours).quantize(HOURS)
+            return calendar_hours(self.month)
+        return hours_available(
+            self.month, self.scheduled_hours, self.downtime_hours)
 
     @classmethod
     def get_total_cost(cls, usages, names):
         result = {n: {} for n in names}
         for usage in usages:
-            cost = sum((getattr(usage, c) or ZERO for c in COSTS), ZERO)
+            cost = total_cost(usage)
             if 'total_cost' in names:
                 result['total_cost'][usage.id] = cost
             if 'profit' in names:
@@ -357,59 +420,128 @@ class Usage(ModelSQL, ModelView):
         for usage in usages:
             by_month[usage.company, usage.month].append(usage.equipment)
         for (company, month), equipments in by_month.items():
-            cls.collect_month(company, month, equipments)
+            cls.collect_month(company, month, [e.id for e in equipments])
 
     @classmethod
     def collect_month(cls, company, month, equipments=None):
         """Create or update the usage records of the month for equipments
-        (default: every device of company not scrapped before the month);
-        return them"""
-        pool = Pool()
-        Equipment = pool.get('hrp.equipment')
+        (default: every device of company in service in the month).
+
+        Return the month's figures of each device ({equipment id:
+        MonthFigures}).  The records are written in bulk: the collected
+        figures come from checked sources (the PACS feed limits a day to 24
+        hours, downtime is within the month)."""
         month = month_start(month)
-        if equipments is None:
-            equipments = Equipment.search([
-                    ('company', '=', company.id),
-                    ('active', 'in', [True, False]),
-                    ['OR',
-                        ('commissioning_date', '=', None),
-                        ('commissioning_date', '<', month_end(month)),
-                        ],
-                    ])
-            equipments = [e for e in equipments
-                if e.status != 'scrapped' or any(
-                    c.to_status == 'scrapped' and c.date.date() >= month
-                    for c in e.status_changes)]
-        figures = cls.collected_figures(company, month, equipments)
-        existing = {u.equipment: u for u in cls.search([
-                    ('equipment', 'in', [e.id for e in equipments]),
-                    ('month', '=', month),
-                    ])}
-        now = dt.datetime.now().replace(microsecond=0)
-        to_create, to_write = [], []
-        for equipment in equipments:
-            values = figures[equipment]
-            values['collected_at'] = now
-            if not equipment.pacs_device:
+        devices = cls._devices(company, month, equipments)
+        figures = cls.collected_figures(company, month, devices)
+        usage = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        existing = set()
+        ids = [d.id for d in devices]
+        for sub in grouped_slice(ids, CHUNK):
+            cursor.execute(*usage.select(usage.equipment,
+                    where=usage.equipment.in_(list(sub))
+                    & (usage.month == month)))
+            existing.update(e for e, in cursor)
+        user, now = Transaction().user, dt.datetime.now().replace(
+            microsecond=0)
+        updates = defaultdict(list)
+        inserts = []
+        for device in devices:
+            values = figures[device]
+            if not device.pacs_device:
                 # entered by hand (or imported): kept
                 for name in ['exams', 'hours_used']:
                     values.pop(name, None)
-            usage = existing.get(equipment)
-            if usage:
-                to_write.extend([[usage], values])
+            names = tuple(sorted(values))
+            if device.id in existing:
+                updates[names].append([
+                        *(values[n] for n in names), now, user, now,
+                        device.id, month])
             else:
-                to_create.append({
-                        'company': company.id,
-                        'equipment': equipment.id,
-                        'month': month,
-                        'scheduled_hours': equipment.scheduled_hours,
-                        'functions_total': equipment.functions_total,
-                        'functions_used': equipment.functions_used,
-                        **values})
-        if to_write:
-            cls.write(*to_write)
-        created = cls.create(to_create) if to_create else []
-        return list(existing.values()) + created
+                inserts.append([company.id, device.id, month,
+                        device.scheduled_hours, device.functions_total,
+                        device.functions_used, values.get('exams', 0),
+                        values.get('hours_used', ZERO),
+                        *(values[n] for n in COLLECTED[2:]),
+                        ZERO, now, user, now])
+        for names, rows in updates.items():
+            columns = [Column(usage, n) for n in names] + [
+                usage.collected_at, usage.write_uid, usage.write_date]
+            executemany(usage.update(columns, [0] * len(columns),
+                    where=(usage.equipment == 0)
+                    & (usage.month == month)),
+                rows)
+        insert_names = ['company', 'equipment', 'month', 'scheduled_hours',
+            'functions_total', 'functions_used', 'exams', 'hours_used',
+            *COLLECTED[2:], 'upkeep_cost', 'collected_at', 'create_uid',
+            'create_date']
+        executemany(usage.insert(
+                [Column(usage, n) for n in insert_names],
+                [[None] * len(insert_names)]), inserts)
+        result = cls.month_figures(month, ids)
+        for device in devices:
+            result[device.id].device = device
+        return result
+
+    @classmethod
+    def month_figures(cls, month, equipment_ids):
+        "{equipment id: MonthFigures} of the usage records of the month"
+        usage = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        names = ['id', 'equipment', *FIGURES]
+        result = {}
+        for sub in grouped_slice(equipment_ids, CHUNK):
+            cursor.execute(*usage.select(
+                    *(Column(usage, n) for n in names),
+                    where=usage.equipment.in_(list(sub))
+                    & (usage.month == month)))
+            for row in cursor:
+                values = dict(zip(names, row))
+                result[values['equipment']] = MonthFigures(month, values)
+        return result
+
+    @classmethod
+    def _devices(cls, company, month, equipments=None):
+        """The devices (their figures as Device) of equipments, default
+        those of company in service in the month: commissioned before its
+        end and not scrapped before it began"""
+        pool = Pool()
+        Equipment = pool.get('hrp.equipment')
+        StatusChange = pool.get('hrp.equipment.status_change')
+        equipment = Equipment.__table__()
+        change = StatusChange.__table__()
+        cursor = Transaction().connection.cursor()
+        names = ['id', 'pacs_device', 'scheduled_hours', 'functions_total',
+            'functions_used', 'category', 'department', 'purchase_cost',
+            'status']
+        query = equipment.select(*(Column(equipment, n) for n in names),
+            where=equipment.company == company.id)
+        rows = []
+        if equipments is None:
+            query.where &= ((equipment.commissioning_date == Null)
+                | (equipment.commissioning_date < month_end(month)))
+            cursor.execute(*query)
+            rows = cursor.fetchall()
+        else:
+            where = query.where
+            for sub in grouped_slice([int(e) for e in equipments], CHUNK):
+                query.where = where & equipment.id.in_(list(sub))
+                cursor.execute(*query)
+                rows.extend(cursor)
+        devices = [Device(**dict(zip(names, r))) for r in rows]
+        scrapped = [d.id for d in devices if d.status == 'scrapped']
+        if equipments is None and scrapped:
+            start = dt.datetime.combine(month, dt.time())
+            gone = set()
+            for sub in grouped_slice(scrapped, CHUNK):
+                cursor.execute(*change.select(change.equipment,
+                        where=change.equipment.in_(list(sub))
+                        & (change.to_status == 'scrapped')
+                        & (change.date < start)))
+                gone.update(e for e, in cursor)
+            devices = [d for d in devices if d.id not in gone]
+        return sorted(devices, key=lambda d: d.id)
 
     @classmethod
     def collected_figures(cls, company, month, equipments):
@@ -449,7 +581,7 @@ class Usage(ModelSQL, ModelView):
         usage = PacsUsage.__table__()
         cursor = Transaction().connection.cursor()
         result = {}
-        for sub in grouped_slice(sorted(codes)):
+        for sub in grouped_slice(sorted(codes), CHUNK):
             cursor.execute(*usage.select(
                     usage.device, Sum(usage.exams), Sum(usage.hours),
                     where=(usage.company == company.id)
@@ -488,12 +620,12 @@ class Usage(ModelSQL, ModelView):
         link = Link.__table__()
         cursor = Transaction().connection.cursor()
         items = set()
-        for sub in grouped_slice([e.id for e in equipments]):
+        for sub in grouped_slice([e.id for e in equipments], CHUNK):
             cursor.execute(*link.select(
                     link.item, where=link.equipment.in_(list(sub))))
             items.update(i for i, in cursor)
         item_devices = defaultdict(list)
-        for sub in grouped_slice(sorted(items)):
+        for sub in grouped_slice(sorted(items), CHUNK):
             cursor.execute(*link.select(
                     link.item, link.equipment,
                     where=link.item.in_(list(sub))))
@@ -510,7 +642,7 @@ class Usage(ModelSQL, ModelView):
         for i in others:
             exams[devices[i]] = sums.get(devices[i].pacs_device, (0,))[0]
         result = defaultdict(Decimal)
-        for sub in grouped_slice(sorted(item_devices)):
+        for sub in grouped_slice(sorted(item_devices), CHUNK):
             cursor.execute(*revenue.select(
                     revenue.item, revenue.device, Sum(revenue.amount),
                     where=(revenue.company == company.id)
@@ -540,7 +672,7 @@ class Usage(ModelSQL, ModelView):
         order = Order.__table__()
         cursor = Transaction().connection.cursor()
         result = {}
-        for sub_ids in grouped_slice(ids):
+        for sub_ids in grouped_slice(ids, CHUNK):
             cursor.execute(*order.select(
                     order.equipment, Sum(Coalesce(order.cost, 0)),
                     where=order.equipment.in_(list(sub_ids))
@@ -562,7 +694,7 @@ class Usage(ModelSQL, ModelView):
         start_at = dt.datetime.combine(start, dt.time())
         end_at = dt.datetime.combine(end, dt.time())
         result = defaultdict(Decimal)
-        for sub_ids in grouped_slice(ids):
+        for sub_ids in grouped_slice(ids, CHUNK):
             where = (repair.equipment.in_(list(sub_ids))
                 & (repair.state == 'closed')
                 & (repair.accepted_at >= start_at)
@@ -597,7 +729,7 @@ class Usage(ModelSQL, ModelView):
         line = Line.__table__()
         cursor = Transaction().connection.cursor()
         result = {}
-        for sub_ids in grouped_slice(ids):
+        for sub_ids in grouped_slice(ids, CHUNK):
             cursor.execute(*consumption.join(line,
                     condition=line.consumption == consumption.id).select(
                     consumption.hrp_equipment, Sum(Coalesce(line.amount, 0)),
@@ -621,7 +753,7 @@ class Usage(ModelSQL, ModelView):
         end_at = dt.datetime.combine(end, dt.time())
         now = dt.datetime.now()
         periods = defaultdict(list)
-        for sub_ids in grouped_slice(ids):
+        for sub_ids in grouped_slice(ids, CHUNK):
             cursor.execute(*repair.select(
                     repair.equipment, repair.reported_at, repair.accepted_at,
                     where=repair.equipment.in_(list(sub_ids))

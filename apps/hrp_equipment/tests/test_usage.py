@@ -158,7 +158,12 @@ class UsageTestCase(unittest.TestCase):
                         Decimal('6000')),
                     ])
 
-            usage, other_usage = Usage.collect_month(company, today)
+            figures = Usage.collect_month(company, today)
+            self.assertEqual(sorted(figures), [dsa.id, other.id])
+            usage, other_usage = Usage.search(
+                [('month', '=', month)], order=[('equipment', 'ASC')])
+            self.assertEqual(figures[dsa.id].id, usage.id)
+            self.assertEqual(figures[dsa.id].profit, usage.profit)
             self.assertEqual(usage.equipment, dsa)
             self.assertEqual(usage.month, month)
             self.assertEqual(usage.exams, 20)

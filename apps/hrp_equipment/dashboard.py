@@ -1,0 +1,49 @@
+# This file is part of HRP.  The COPYRIGHT file at the top level of this
+# repository contains the full copyright notices and license terms.
+"""The equipment dashboard (设备看板): the average composite score of each
+category over the last twelve scored months, the repairs still open, the
+maintenance overdue and the devices under-used or idle last month."""
+from sql.aggregate import Avg, Count, Min, Sum
+from sql.conditionals import Case
+
+from trytond.model import ModelSQL, ModelView, fields
+from trytond.pool import Pool
+
+from .equipment import CATEGORIES
+
+
+class CategoryScore(ModelSQL, ModelView):
+    __name__ = 'hrp.equipment.category.score'
+    __string__ = "Equipment Score by Category"
+
+    company = fields.Many2One('company.company', "Company")
+    month = fields.Date("Month")
+    category = fields.Selection(CATEGORIES, "Category", sort=False)
+    category_string = category.translated('category')
+    devices = fields.Integer("Devices")
+    average = fields.Numeric("Average Score", digits=(5, 2))
+    under_used = fields.Integer("Under-Used")
+    idle = fields.Integer("Idle")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [('month', 'DESC'), ('category', 'ASC'), ('id', 'ASC')]
+
+    @classmethod
+    def table_query(cls):
+        Score = Pool().get('hrp.equipment.score')
+        score = Score.__table__()
+
+        def count(column):
+            return Sum(Case((column, 1), else_=0))
+        return score.select(
+            Min(score.id).as_('id'),
+            score.company.as_('company'),
+            score.month.as_('month'),
+            score.category.as_('category'),
+            Count(score.id).as_('devices'),
+            Avg(score.composite).as_('average'),
+            count(score.under_used).as_('under_used'),
+            count(score.idle).as_('idle'),
+            group_by=[score.company, score.month, score.category])
