@@ -7,12 +7,34 @@ from sql.aggregate import Avg, Count, Min, Sum
 from sql.conditionals import Case
 
 from trytond.model import ModelSQL, ModelView, fields
-from trytond.pool import Pool
+from trytond.pool import Pool, PoolMeta
+from trytond.transaction import Transaction
 
 from .equipment import CATEGORIES
+from .scoring import recent_domain, recent_months
 
 
-class CategoryScore(ModelSQL, ModelView):
+class BoardDomainMixin:
+    """Apply the domain the context gives the model under
+    ``hrp_board_domain`` ({model name: domain}) to its searches.
+
+    sao 8.0's board leaves the domains of its actions out (a list pane even
+    shows its unfiltered search when its search value is filtered too): the
+    dashboard's actions give theirs in their context as well, where the
+    board passes it to every search of the pane."""
+    __slots__ = ()
+
+    @classmethod
+    def search(cls, domain, offset=0, limit=None, order=None, count=False,
+            query=False):
+        board = Transaction().context.get('hrp_board_domain') or {}
+        if board.get(cls.__name__):
+            domain = [domain, board[cls.__name__]]
+        return super().search(domain, offset=offset, limit=limit,
+            order=order, count=count, query=query)
+
+
+class CategoryScore(BoardDomainMixin, ModelSQL, ModelView):
     __name__ = 'hrp.equipment.category.score'
     __string__ = "Equipment Score by Category"
 
@@ -20,15 +42,30 @@ class CategoryScore(ModelSQL, ModelView):
     month = fields.Date("Month")
     category = fields.Selection(CATEGORIES, "Category", sort=False)
     category_string = category.translated('category')
+    category_name = fields.Function(
+        fields.Char("Category"), 'get_category_name')
     devices = fields.Integer("Devices")
     average = fields.Numeric("Average Score", digits=(5, 2))
     under_used = fields.Integer("Under-Used")
     idle = fields.Integer("Idle")
+    last_month = fields.Function(
+        fields.Boolean("Last Month"), 'get_recent', searcher='search_recent')
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         cls._order = [('month', 'DESC'), ('category', 'ASC'), ('id', 'ASC')]
+
+    def get_category_name(self, name):
+        return self.category_string
+
+    def get_recent(self, name):
+        start, end = recent_months(name)
+        return start <= self.month < end
+
+    @classmethod
+    def search_recent(cls, name, clause):
+        return recent_domain(name, clause)
 
     @classmethod
     def table_query(cls):
@@ -47,3 +84,15 @@ class CategoryScore(ModelSQL, ModelView):
             count(score.under_used).as_('under_used'),
             count(score.idle).as_('idle'),
             group_by=[score.company, score.month, score.category])
+
+
+class Score(BoardDomainMixin, metaclass=PoolMeta):
+    __name__ = 'hrp.equipment.score'
+
+
+class Repair(BoardDomainMixin, metaclass=PoolMeta):
+    __name__ = 'hrp.equipment.repair'
+
+
+class Maintenance(BoardDomainMixin, metaclass=PoolMeta):
+    __name__ = 'hrp.equipment.maintenance'

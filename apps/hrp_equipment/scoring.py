@@ -96,6 +96,28 @@ def measure(kind, usage, purchase_cost):
     return num, den, (HUNDRED * num / den).quantize(VALUE)
 
 
+def recent_months(name):
+    """The first day of the period of the recent field name (last_month,
+    last_year) and the first day after it"""
+    today = Pool().get('ir.date').today()
+    end = month_start(today)
+    start = month_start(end - dt.timedelta(days=1))
+    if name == 'last_year':
+        for _ in range(11):
+            start = month_start(start - dt.timedelta(days=1))
+    return start, end
+
+
+def recent_domain(name, clause):
+    "The domain of the months of the recent field name"
+    _, operator, value = clause
+    start, end = recent_months(name)
+    inside = [('month', '>=', start), ('month', '<', end)]
+    if (operator == '=') == bool(value):
+        return inside
+    return ['OR', ('month', '<', start), ('month', '>=', end)]
+
+
 def normalise(value, target, direction):
     "The score (0 to 100) of value against target: linear and capped"
     if value is None or target <= 0:
@@ -275,6 +297,12 @@ class Score(ModelSQL, ModelView):
         "Idle", readonly=True, help="No examination in the month.")
     lines = fields.One2Many(
         'hrp.equipment.score.line', 'score', "Indicators", readonly=True)
+    last_month = fields.Function(
+        fields.Boolean("Last Month"), 'get_recent', searcher='search_recent')
+    last_year = fields.Function(
+        fields.Boolean(
+            "Last 12 Months", help="One of the last twelve months."),
+        'get_recent', searcher='search_recent')
 
     @classmethod
     def __setup__(cls):
@@ -295,6 +323,14 @@ class Score(ModelSQL, ModelView):
     @classmethod
     def search_rec_name(cls, name, clause):
         return [('equipment.rec_name', *clause[1:])]
+
+    def get_recent(self, name):
+        start, end = recent_months(name)
+        return start <= self.month < end
+
+    @classmethod
+    def search_recent(cls, name, clause):
+        return recent_domain(name, clause)
 
     @classmethod
     def check_modification(cls, mode, scores, values=None, external=False):
