@@ -11,7 +11,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
 from .equipment import CATEGORIES
-from .scoring import recent_domain, recent_months
+from .scoring import RecentMonthMixin
 
 
 class BoardDomainMixin:
@@ -34,7 +34,8 @@ class BoardDomainMixin:
             order=order, count=count, query=query)
 
 
-class CategoryScore(BoardDomainMixin, ModelSQL, ModelView):
+class CategoryScore(
+        BoardDomainMixin, RecentMonthMixin, ModelSQL, ModelView):
     __name__ = 'hrp.equipment.category.score'
     __string__ = "Equipment Score by Category"
 
@@ -48,8 +49,6 @@ class CategoryScore(BoardDomainMixin, ModelSQL, ModelView):
     average = fields.Numeric("Average Score", digits=(5, 2))
     under_used = fields.Integer("Under-Used")
     idle = fields.Integer("Idle")
-    last_month = fields.Function(
-        fields.Boolean("Last Month"), 'get_recent', searcher='search_recent')
 
     @classmethod
     def __setup__(cls):
@@ -58,14 +57,6 @@ class CategoryScore(BoardDomainMixin, ModelSQL, ModelView):
 
     def get_category_name(self, name):
         return self.category_string
-
-    def get_recent(self, name):
-        start, end = recent_months(name)
-        return start <= self.month < end
-
-    @classmethod
-    def search_recent(cls, name, clause):
-        return recent_domain(name, clause)
 
     @classmethod
     def table_query(cls):

@@ -52,6 +52,27 @@ STATUS_BUTTONS = {
     }
 
 
+class EquipmentRecordMixin:
+    """The name of a record about a device: its number (or name, as the
+    class's _equipment_record_field says) then the device's"""
+    __slots__ = ()
+    _equipment_record_field = 'number'
+
+    def get_rec_name(self, name):
+        value = (getattr(self, self._equipment_record_field)
+            or f'({self.id})')
+        return f'{value} {self.equipment.rec_name}'
+
+    @classmethod
+    def search_rec_name(cls, name, clause):
+        _, operator, operand, *extra = clause
+        bool_op = 'AND' if operator.startswith('!') else 'OR'
+        return [bool_op,
+            (cls._equipment_record_field, operator, operand, *extra),
+            ('equipment.rec_name', operator, operand, *extra),
+            ]
+
+
 class Equipment(
         CodeNameMixin, DeactivableMixin, Workflow, ModelSQL, ModelView):
     __name__ = 'hrp.equipment'

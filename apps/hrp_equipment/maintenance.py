@@ -26,6 +26,7 @@ from trytond.transaction import Transaction, without_check_access
 
 from hrp_materials.mixin import context_companies
 
+from .equipment import EquipmentRecordMixin
 from .exceptions import MaintenanceError
 from .repair import engineer_group_id
 
@@ -65,9 +66,10 @@ class Configuration(metaclass=PoolMeta):
         return cls._equipment_sequence('sequence_maintenance')
 
 
-class Plan(DeactivableMixin, ModelSQL, ModelView):
+class Plan(EquipmentRecordMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'hrp.equipment.maintenance.plan'
     __string__ = "Maintenance Plan"
+    _equipment_record_field = 'name'
 
     company = fields.Many2One(
         'company.company', "Company", required=True)
@@ -152,15 +154,6 @@ class Plan(DeactivableMixin, ModelSQL, ModelView):
 
     def get_rec_name(self, name):
         return f'{self.equipment.rec_name}: {self.name}'
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        _, operator, operand, *extra = clause
-        bool_op = 'AND' if operator.startswith('!') else 'OR'
-        return [bool_op,
-            ('name', operator, operand, *extra),
-            ('equipment.rec_name', operator, operand, *extra),
-            ]
 
     @classmethod
     def validate_fields(cls, plans, field_names):
@@ -299,7 +292,7 @@ class PlanCheck(sequence_ordered(), ModelSQL, ModelView):
         cls.__access__.add('plan')
 
 
-class Order(Workflow, ModelSQL, ModelView):
+class Order(EquipmentRecordMixin, Workflow, ModelSQL, ModelView):
     __name__ = 'hrp.equipment.maintenance'
     __string__ = "Maintenance Work Order"
     _rec_name = 'number'
@@ -420,19 +413,6 @@ class Order(Workflow, ModelSQL, ModelView):
         return ['OR',
             ('state', 'not in', OPEN_STATES),
             ('due_date', '>=', Date.today()),
-            ]
-
-    def get_rec_name(self, name):
-        number = self.number or f'({self.id})'
-        return f'{number} {self.equipment.rec_name}'
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        _, operator, operand, *extra = clause
-        bool_op = 'AND' if operator.startswith('!') else 'OR'
-        return [bool_op,
-            ('number', operator, operand, *extra),
-            ('equipment.rec_name', operator, operand, *extra),
             ]
 
     @classmethod

@@ -24,6 +24,7 @@ from trytond.pyson import Bool, Eval, Id, If
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .equipment import EquipmentRecordMixin
 from .exceptions import RepairError
 
 STATES = [
@@ -112,7 +113,7 @@ class Configuration(metaclass=PoolMeta):
         return sequence
 
 
-class Repair(Workflow, ModelSQL, ModelView):
+class Repair(EquipmentRecordMixin, Workflow, ModelSQL, ModelView):
     __name__ = 'hrp.equipment.repair'
     __string__ = "Equipment Repair"
     _rec_name = 'number'
@@ -333,19 +334,6 @@ class Repair(Workflow, ModelSQL, ModelView):
                 end = _now()
         seconds = Decimal(int((end - self.reported_at).total_seconds()))
         return (seconds / 3600).quantize(Decimal('0.1'))
-
-    def get_rec_name(self, name):
-        number = self.number or f'({self.id})'
-        return f'{number} {self.equipment.rec_name}'
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        _, operator, operand, *extra = clause
-        bool_op = 'AND' if operator.startswith('!') else 'OR'
-        return [bool_op,
-            ('number', operator, operand, *extra),
-            ('equipment.rec_name', operator, operand, *extra),
-            ]
 
     @classmethod
     def preprocess_values(cls, mode, values):

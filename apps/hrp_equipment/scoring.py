@@ -59,6 +59,16 @@ USAGE_INPUTS = [
     'functions_total', 'functions_used', 'papers', 'projects', 'trainees',
     'revenue', 'maintenance_cost', 'repair_cost', 'depreciation',
     'consumables_cost', 'upkeep_cost', 'total_cost', 'profit']
+# The default scheme (paper Fig. 2): measure, weight (%), target
+DEFAULT_INDICATORS = [
+    ('quality', 15, 90),
+    ('usage', 25, 70),
+    ('intact', 15, 95),
+    ('function', 10, 85),
+    ('research', 5, 2),
+    ('profit_margin', 20, 30),
+    ('payback', 10, 6),
+    ]
 CENT = Decimal('0.01')
 VALUE = Decimal('0.0001')
 HUNDRED = Decimal(100)
@@ -160,6 +170,23 @@ class Scheme(DeactivableMixin, ModelSQL, ModelView):
     def default_under_used_rate(cls):
         return Decimal(50)
 
+    @classmethod
+    def default_indicators(cls):
+        """The seven indicators of the paper's evaluation with their usual
+        weights and targets, named in the user's language"""
+        Indicator = Pool().get('hrp.equipment.indicator')
+        names = dict(Indicator.fields_get(['measure'])['measure'][
+                'selection'])
+        return [{
+                'sequence': i,
+                'name': names[measure],
+                'measure': measure,
+                'weight': Decimal(weight),
+                'target': Decimal(target),
+                'direction': 'lower' if measure == 'payback' else 'higher',
+                } for i, (measure, weight, target) in enumerate(
+                DEFAULT_INDICATORS, 1)]
+
     @fields.depends('indicators')
     def on_change_with_total_weight(self, name=None):
         return sum((i.weight or ZERO for i in self.indicators), ZERO)
@@ -260,7 +287,26 @@ class Indicator(sequence_ordered(), ModelSQL, ModelView):
                         indicator=indicator.rec_name))
 
 
-class Score(ModelSQL, ModelView):
+class RecentMonthMixin:
+    "Whether a record's month is last month, or one of the last twelve"
+    __slots__ = ()
+    last_month = fields.Function(
+        fields.Boolean("Last Month"), 'get_recent', searcher='search_recent')
+    last_year = fields.Function(
+        fields.Boolean(
+            "Last 12 Months", help="One of the last twelve months."),
+        'get_recent', searcher='search_recent')
+
+    def get_recent(self, name):
+        start, end = recent_months(name)
+        return start <= self.month < end
+
+    @classmethod
+    def search_recent(cls, name, clause):
+        return recent_domain(name, clause)
+
+
+class Score(RecentMonthMixin, ModelSQL, ModelView):
     __name__ = 'hrp.equipment.score'
     __string__ = "Equipment Score"
 
@@ -297,12 +343,6 @@ class Score(ModelSQL, ModelView):
         "Idle", readonly=True, help="No examination in the month.")
     lines = fields.One2Many(
         'hrp.equipment.score.line', 'score', "Indicators", readonly=True)
-    last_month = fields.Function(
-        fields.Boolean("Last Month"), 'get_recent', searcher='search_recent')
-    last_year = fields.Function(
-        fields.Boolean(
-            "Last 12 Months", help="One of the last twelve months."),
-        'get_recent', searcher='search_recent')
 
     @classmethod
     def __setup__(cls):
@@ -323,14 +363,6 @@ class Score(ModelSQL, ModelView):
     @classmethod
     def search_rec_name(cls, name, clause):
         return [('equipment.rec_name', *clause[1:])]
-
-    def get_recent(self, name):
-        start, end = recent_months(name)
-        return start <= self.month < end
-
-    @classmethod
-    def search_recent(cls, name, clause):
-        return recent_domain(name, clause)
 
     @classmethod
     def check_modification(cls, mode, scores, values=None, external=False):

@@ -13,7 +13,7 @@ Builds a throw-away database with hrp_equipment on URI (default the local
 PostgreSQL, from the test suite's template database; ``sqlite://`` works
 too): a company, 20 departments, DEVICES devices of the ten categories
 (each with its PACS code, scheduled hours, functions, purchase cost and a
-monthly maintenance plan), a scoring scheme of the seven indicators, an
+monthly maintenance plan), a scoring scheme of the seven default indicators, an
 HIS with 30 charge items each mapped to several devices of a category, by
 the ORM.  Then MONTHS months of history written in bulk: the PACS usage of
 every device every day (examinations and hours), the HIS revenue of every
@@ -196,20 +196,7 @@ def generate(pool, company, options, rng, months, days, insert,
     Scheme.create([{
                 'company': company.id,
                 'name': "大型设备绩效评估",
-                'indicators': [('create', [{
-                                'name': name, 'measure': measure,
-                                'weight': Decimal(weight),
-                                'target': Decimal(target),
-                                'direction': 'lower'
-                                if measure == 'payback' else 'higher',
-                                } for name, measure, weight, target in [
-                                ("医疗质量优良率", 'quality', 15, 90),
-                                ("使用率", 'usage', 25, 75),
-                                ("完好率", 'intact', 15, 95),
-                                ("功能开发率", 'function', 10, 90),
-                                ("科研教学", 'research', 10, 3),
-                                ("收益率", 'profit_margin', 15, 30),
-                                ("投资回收期", 'payback', 10, 5)]])],
+                'indicators': [('create', Scheme.default_indicators())],
                 }])
     pacs, his = Endpoint.create([{
                 'name': "PACS", 'purpose': 'pacs', 'kind': 'pacs_http',
