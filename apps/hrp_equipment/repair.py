@@ -107,9 +107,9 @@ class Configuration(metaclass=PoolMeta):
         Sequence = Pool().get('ir.sequence')
         sequence = getattr(self, name)
         if not sequence:
-            sequence = Sequence(self._equipment_sequence(
-                    name.replace('_sequence', '').join(
-                        ['sequence_', ''])))
+            # repair_sequence: the module's sequence_repair
+            kind = name[:-len('_sequence')]
+            sequence = Sequence(self._equipment_sequence(f'sequence_{kind}'))
         return sequence
 
 
