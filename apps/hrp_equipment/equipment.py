@@ -52,6 +52,37 @@ STATUS_BUTTONS = {
     }
 
 
+def notify_users(recipients, action_xml_id, texts, skip_acting_user=False):
+    """Send Tryton notifications about records: recipients is {record:
+    users}; texts(record) returns the (label, description) of a record, read
+    again in each user's language.  The notifications open the action
+    action_xml_id of this module; inactive users (and, with
+    skip_acting_user, the user acting) get none."""
+    pool = Pool()
+    Notification = pool.get('res.notification')
+    ModelData = pool.get('ir.model.data')
+    action_id = ModelData.get_id('hrp_equipment', action_xml_id)
+    me = Transaction().user
+    notifications = []
+    for record, users in recipients.items():
+        for user in sorted(users, key=lambda u: u.id):
+            if not user.active or (skip_acting_user and user.id == me):
+                continue
+            language = user.language.code if user.language else None
+            with Transaction().set_context(language=language):
+                label, description = texts(record.__class__(record.id))
+            notifications.append(Notification(
+                    user=user,
+                    label=label,
+                    description=description,
+                    icon='tryton-notification',
+                    model=record.__name__,
+                    records=str([record.id]),
+                    action=action_id))
+    with without_check_access():
+        Notification.save(notifications)
+
+
 class EquipmentRecordMixin:
     """The name of a record about a device: its number (or name, as the
     class's _equipment_record_field says) then the device's"""

@@ -26,7 +26,7 @@ from trytond.transaction import Transaction, without_check_access
 
 from hrp_materials.mixin import context_companies
 
-from .equipment import EquipmentRecordMixin
+from .equipment import EquipmentRecordMixin, notify_users
 from .exceptions import MaintenanceError
 from .repair import engineer_group_id
 
@@ -464,37 +464,24 @@ class Order(EquipmentRecordMixin, Workflow, ModelSQL, ModelView):
         """Tell the engineer of each work order (every engineer of the
         company when it has none)"""
         pool = Pool()
-        Notification = pool.get('res.notification')
-        ModelData = pool.get('ir.model.data')
         Lang = pool.get('ir.lang')
         Repair = pool.get('hrp.equipment.repair')
-        action_id = ModelData.get_id('hrp_equipment', 'act_maintenance_list')
         engineers = {}
-        notifications = []
+        recipients = {}
         for order in orders:
             if order.engineer:
-                users = [order.engineer]
+                recipients[order] = [order.engineer]
             else:
                 if order.company not in engineers:
                     engineers[order.company] = Repair.engineers(order.company)
-                users = engineers[order.company]
-            for user in users:
-                if not user.active:
-                    continue
-                language = user.language.code if user.language else None
-                with Transaction().set_context(language=language):
-                    order = cls(order.id)
-                    label = gettext(f'hrp_equipment.{message_id}',
-                        number=order.number,
-                        plan=order.plan.rec_name,
-                        date=Lang.get().strftime(order.due_date))
-                notifications.append(Notification(
-                        user=user, label=label,
-                        icon='tryton-notification',
-                        model=cls.__name__, records=str([order.id]),
-                        action=action_id))
-        with without_check_access():
-            Notification.save(notifications)
+                recipients[order] = engineers[order.company]
+
+        def texts(order):
+            return gettext(f'hrp_equipment.{message_id}',
+                number=order.number,
+                plan=order.plan.rec_name,
+                date=Lang.get().strftime(order.due_date)), None
+        notify_users(recipients, 'act_maintenance_list', texts)
 
     @classmethod
     def check_overdue(cls, date=None):

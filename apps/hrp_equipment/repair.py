@@ -24,7 +24,7 @@ from trytond.pyson import Bool, Eval, Id, If
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from .equipment import EquipmentRecordMixin
+from .equipment import EquipmentRecordMixin, notify_users
 from .exceptions import RepairError
 
 STATES = [
@@ -437,36 +437,15 @@ class Repair(EquipmentRecordMixin, Workflow, ModelSQL, ModelView):
     def notify(cls, recipients, message_id):
         """Send the notification message_id about each repair to its
         recipients ({repair: users}), except to the user acting"""
-        pool = Pool()
-        Notification = pool.get('res.notification')
-        ModelData = pool.get('ir.model.data')
-        action_id = ModelData.get_id('hrp_equipment', 'act_repair_list')
-        me = Transaction().user
-        notifications = []
-        for repair, users in recipients.items():
-            for user in sorted(users, key=lambda u: u.id):
-                if user.id == me or not user.active:
-                    continue
-                language = user.language.code if user.language else None
-                with Transaction().set_context(language=language):
-                    repair = cls(repair.id)
-                    label = gettext(
-                        f'hrp_equipment.{message_id}',
-                        number=repair.number,
-                        equipment=repair.equipment.rec_name,
-                        department=repair.department.rec_name)
-                    description = (
-                        f'{repair.urgency_string}: {repair.symptom}')
-                notifications.append(Notification(
-                        user=user,
-                        label=label,
-                        description=description[:200],
-                        icon='tryton-notification',
-                        model=cls.__name__,
-                        records=str([repair.id]),
-                        action=action_id))
-        with without_check_access():
-            Notification.save(notifications)
+        def texts(repair):
+            label = gettext(
+                f'hrp_equipment.{message_id}',
+                number=repair.number,
+                equipment=repair.equipment.rec_name,
+                department=repair.department.rec_name)
+            return label, f'{repair.urgency_string}: {repair.symptom}'[:200]
+        notify_users(recipients, 'act_repair_list', texts,
+            skip_acting_user=True)
 
     # Equipment status
 
